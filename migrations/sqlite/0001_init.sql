@@ -1,0 +1,82 @@
+-- latchkey schema, SQLite flavour. Times are Unix milliseconds (INTEGER); ids are UUID text.
+-- migrations/postgres/ mirrors these files by name.
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    -- Compared exactly as given (BINARY collation): "Alice" and "alice" are two users.
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    -- Space-separated scopes the user holds.
+    scopes        TEXT NOT NULL DEFAULT '',
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    -- LogoutAll cutoff: access tokens issued before it are dead.
+    not_before    INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+-- A session is a token family. Exactly one refresh token of it is live: the one of `generation`.
+CREATE TABLE sessions (
+    id                  TEXT PRIMARY KEY,
+    user_id             TEXT NOT NULL REFERENCES users (id),
+    client_id           TEXT NOT NULL,
+    device              TEXT NOT NULL,
+    ip                  TEXT NOT NULL,
+    scope               TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    last_used_at        INTEGER NOT NULL,
+    idle_expires_at     INTEGER NOT NULL,
+    absolute_expires_at INTEGER NOT NULL,
+    revoked_at          INTEGER,
+    generation          INTEGER NOT NULL,
+    -- When generation - 1 was spent; a retry of that token is honoured for the grace window after.
+    rotated_at          INTEGER,
+    -- The live refresh token, AES-GCM sealed under the master key, so a retry gets it back.
+    sealed_token        BLOB NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id, created_at);
+
+-- Every refresh token ever issued, by hash: a spent one presented again is recognised as reuse.
+CREATE TABLE refresh_tokens (
+    hash       BLOB PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    generation INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+
+-- The revocation feed: one global order, resumable by seq.
+CREATE TABLE revocations (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- 'session', 'jti' or 'user'
+    kind       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    -- For 'user': the cutoff.
+    not_before INTEGER,
+    -- When no token the event concerns can still be valid; the event may be forgotten then.
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE audit_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    user_id    TEXT,
+    session_id TEXT
+);
+
+-- Failed-login bookkeeping per username, whether or not the user exists.
+CREATE TABLE login_throttle (
+    username          TEXT PRIMARY KEY,
+    failures          INTEGER NOT NULL,
+    window_started_at INTEGER NOT NULL,
+    locked_until      INTEGER NOT NULL,
+    lockouts          INTEGER NOT NULL
+);
+
+CREATE TABLE signing_keys (
+    kid            TEXT PRIMARY KEY,
+    alg            TEXT NOT NULL,
+    -- PKCS#8, AES-GCM sealed under the master key (context: the kid).
+    sealed_private BLOB NOT NULL,
+    created_at     INTEGER NOT NULL
+);

@@ -1,0 +1,174 @@
+//! The command line: `serve`, `migrate`, `user …`, `keys …`. Every setting is a global flag with a
+//! `LATCHKEY_*` variable (see `config`).
+
+use std::{io::Read, sync::Arc};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::{
+    app::{self, App},
+    config::{Config, ConfigArgs},
+    service::{KeyStatus, SystemClock},
+    store,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Authentication for service-to-service calls over gRPC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (SQLite under ./latchkey-data/ when nothing is configured).
+    Serve,
+    /// Apply the schema to the configured database and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints the new user id.
+    Add {
+        name: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// A scope the user holds (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Change a user's password and revoke all their sessions.
+    SetPassword {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Stop a user from logging in and revoke all their sessions.
+    Disable { name: String },
+    /// Let a disabled user log in again.
+    Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new signing key; running servers sign with it within seconds.
+    Rotate,
+    /// List signing keys and their state.
+    List,
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    // A trailing newline from `echo` or a terminal is not part of the password.
+    let trimmed = password.strip_suffix('\n').unwrap_or(&password);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned();
+    if trimmed.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(trimmed)
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let config = Config::resolve(self.config)?;
+        let clock = Arc::new(SystemClock);
+        match self.command {
+            Command::Serve => {
+                let app = App::build(&config, clock).await?;
+                app.run(shutdown_signal()).await
+            }
+            Command::Migrate => {
+                store::connect(&config.database_url).await?;
+                println!("schema is up to date");
+                Ok(())
+            }
+            Command::User(command) => {
+                let service = app::open_service(&config, clock).await?;
+                match command {
+                    UserCommand::Add { name, scopes, .. } => {
+                        println!(
+                            "{}",
+                            service.add_user(&name, read_password()?, scopes).await?
+                        );
+                    }
+                    UserCommand::SetPassword { name, .. } => {
+                        let revoked = service.set_password(&name, read_password()?).await?;
+                        println!("password changed; {revoked} session(s) revoked");
+                    }
+                    UserCommand::Disable { name } => {
+                        let revoked = service.disable_user(&name).await?;
+                        println!("disabled; {revoked} session(s) revoked");
+                    }
+                    UserCommand::Enable { name } => {
+                        service.enable_user(&name).await?;
+                        println!("enabled");
+                    }
+                }
+                Ok(())
+            }
+            Command::Keys(command) => {
+                let service = app::open_service(&config, clock).await?;
+                match command {
+                    KeysCommand::Rotate => println!("{}", service.rotate_keys().await?),
+                    KeysCommand::List => {
+                        for key in service.keys().list()? {
+                            let status = match key.status {
+                                KeyStatus::Active => "active",
+                                KeyStatus::Published => "published",
+                                KeyStatus::Retired => "retired",
+                            };
+                            println!(
+                                "{}\t{}\t{}\t{}",
+                                key.kid,
+                                key.alg,
+                                key.created_at / 1000,
+                                status
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,218 @@
+//! Access tokens: JWTs per RFC 9068 (`typ: at+jwt`), checked per RFC 8725. Verification trusts only
+//! keys we hold, found by `kid`, with the algorithm of that key; header members that point at other
+//! keys (`jku`, `x5u`, `jwk`) are never followed. Time is checked here against the caller's clock,
+//! not inside jsonwebtoken, so that tests control it.
+
+use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
+use serde::{Deserialize, Serialize};
+
+use super::{CryptoError, keys::SigningKey};
+
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The claims of an access token (RFC 9068 §2.2, plus `sid` for the session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub sid: String,
+    pub scope: String,
+    pub client_id: String,
+}
+
+pub fn sign(claims: &AccessClaims, key: &SigningKey) -> Result<String, CryptoError> {
+    let mut header = Header::new(key.alg.jwt());
+    header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+    header.kid = Some(key.kid.clone());
+    encode(&header, claims, &key.encoding).map_err(|e| CryptoError(format!("signing failed: {e}")))
+}
+
+/// What an access token must match to be accepted.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    pub issuer: String,
+    pub audience: String,
+    /// Tolerated clock skew on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway: i64,
+}
+
+/// Why a token was refused; callers treat every case alike (inactive), this is for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    UnknownKey,
+    WrongType,
+    BadSignatureOrClaims,
+    Expired,
+    NotYetValid,
+}
+
+/// The `kid` a token names, if it is a JWT at all.
+pub fn key_id(token: &str) -> Result<String, Rejection> {
+    let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
+    header.kid.ok_or(Rejection::UnknownKey)
+}
+
+/// Verifies `token` with `key` (the key its `kid` named) at Unix second `now`.
+pub fn verify(
+    token: &str,
+    key: &SigningKey,
+    expect: &Expectations,
+    now: i64,
+) -> Result<AccessClaims, Rejection> {
+    let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(Rejection::WrongType);
+    }
+    let mut validation = Validation::new(key.alg.jwt());
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
+    validation.set_issuer(&[&expect.issuer]);
+    validation.set_audience(&[&expect.audience]);
+    let claims = decode::<AccessClaims>(token, &key.decoding, &validation)
+        .map_err(|_| Rejection::BadSignatureOrClaims)?
+        .claims;
+    if now >= claims.exp + expect.leeway {
+        return Err(Rejection::Expired);
+    }
+    if now + expect.leeway < claims.nbf || now + expect.leeway < claims.iat {
+        return Err(Rejection::NotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::SigningAlg;
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn key(alg: SigningAlg) -> SigningKey {
+        SigningKey::from_pkcs8(alg, &alg.generate_pkcs8().unwrap()).unwrap()
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "latchkey".into(),
+            sub: "u1".into(),
+            aud: "latchkey".into(),
+            exp: NOW + 900,
+            iat: NOW,
+            nbf: NOW,
+            jti: "j1".into(),
+            sid: "s1".into(),
+            scope: "read".into(),
+            client_id: "default".into(),
+        }
+    }
+
+    fn expect() -> Expectations {
+        Expectations {
+            issuer: "latchkey".into(),
+            audience: "latchkey".into(),
+            leeway: 5,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_every_algorithm() {
+        for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {
+            let k = key(alg);
+            let token = sign(&claims(), &k).unwrap();
+            assert_eq!(key_id(&token).unwrap(), k.kid);
+            assert_eq!(verify(&token, &k, &expect(), NOW).unwrap(), claims());
+        }
+    }
+
+    #[test]
+    fn expiry_and_not_before_honour_the_leeway_exactly() {
+        let k = key(SigningAlg::EdDsa);
+        let token = sign(&claims(), &k).unwrap();
+        assert!(verify(&token, &k, &expect(), NOW + 900 + 4).is_ok());
+        assert_eq!(
+            verify(&token, &k, &expect(), NOW + 900 + 5),
+            Err(Rejection::Expired)
+        );
+        assert!(verify(&token, &k, &expect(), NOW - 5).is_ok());
+        assert_eq!(
+            verify(&token, &k, &expect(), NOW - 6),
+            Err(Rejection::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_audience_key_or_type_is_refused() {
+        let k = key(SigningAlg::EdDsa);
+        let token = sign(&claims(), &k).unwrap();
+        let other = Expectations {
+            audience: "billing".into(),
+            ..expect()
+        };
+        assert_eq!(
+            verify(&token, &k, &other, NOW),
+            Err(Rejection::BadSignatureOrClaims)
+        );
+        let other = Expectations {
+            issuer: "evil".into(),
+            ..expect()
+        };
+        assert_eq!(
+            verify(&token, &k, &other, NOW),
+            Err(Rejection::BadSignatureOrClaims)
+        );
+        assert_eq!(
+            verify(&token, &key(SigningAlg::EdDsa), &expect(), NOW),
+            Err(Rejection::BadSignatureOrClaims)
+        );
+        let mut header = Header::new(k.alg.jwt());
+        header.typ = Some("JWT".into());
+        let plain = encode(&header, &claims(), &k.encoding).unwrap();
+        assert_eq!(
+            verify(&plain, &k, &expect(), NOW),
+            Err(Rejection::WrongType)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_algorithm_swaps_are_refused() {
+        let k = key(SigningAlg::EdDsa);
+        let token = sign(&claims(), &k).unwrap();
+        let body = token.split('.').nth(1).unwrap();
+        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
+        assert!(verify(&format!("{none}.{body}."), &k, &expect(), NOW).is_err());
+        let hs = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"HS256","typ":"at+jwt","kid":"{}"}}"#,
+            k.kid
+        ));
+        assert!(verify(&format!("{hs}.{body}.AAAA"), &k, &expect(), NOW).is_err());
+        assert_eq!(
+            verify("garbage", &k, &expect(), NOW),
+            Err(Rejection::Malformed)
+        );
+    }
+
+    #[test]
+    fn tokens_missing_required_claims_are_refused() {
+        let k = key(SigningAlg::EdDsa);
+        let mut header = Header::new(k.alg.jwt());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        let partial = serde_json::json!({"iss": "latchkey", "aud": "latchkey", "exp": NOW + 60, "iat": NOW, "nbf": NOW});
+        let token = encode(&header, &partial, &k.encoding).unwrap();
+        assert_eq!(
+            verify(&token, &k, &expect(), NOW),
+            Err(Rejection::BadSignatureOrClaims)
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! `envoy.service.auth.v3.Authorization/Check` for Envoy and Istio ext_authz sidecars. An active
+//! bearer token lets the request go upstream with `x-latchkey-sub`, `x-latchkey-session` and
+//! `x-latchkey-scope` set by us (overwriting whatever the client sent, and every other
+//! `x-latchkey-*` header the client sent is dropped); anything else is answered 401.
+
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::{
+    CheckRequestExt, CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+    pb::{Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode},
+};
+use tonic::{Request, Response, Status};
+use tracing::warn;
+
+use crate::service::Service;
+
+const HEADER_PREFIX: &str = "x-latchkey-";
+
+pub struct ExtAuthz {
+    service: Arc<Service>,
+}
+
+impl ExtAuthz {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self { service }
+    }
+}
+
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn deny() -> CheckResponse {
+    let mut denied = DeniedHttpResponseBuilder::new();
+    denied
+        .set_http_status(HttpStatusCode::Unauthorized)
+        .add_header(
+            "www-authenticate",
+            r#"Bearer error="invalid_token""#,
+            None,
+            false,
+        );
+    let mut response = CheckResponse::with_status(Status::unauthenticated("invalid token"));
+    response.set_http_response(denied);
+    response
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let request = request.into_inner();
+        let headers = request.get_client_headers();
+        let token = headers
+            .and_then(|h| h.get("authorization"))
+            .and_then(|v| bearer(v));
+        let claims = match token.map(|t| self.service.active_access(t)) {
+            Some(Ok(Some(claims))) => claims,
+            Some(Err(e)) => {
+                // Activity could not be established: fail closed.
+                warn!(error = %e, "ext_authz check failed closed");
+                return Ok(Response::new(deny()));
+            }
+            _ => return Ok(Response::new(deny())),
+        };
+        let mut ok = OkHttpResponseBuilder::new();
+        let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
+        ok.add_header("x-latchkey-sub", claims.sub, overwrite, true)
+            .add_header("x-latchkey-session", claims.sid, overwrite, true)
+            .add_header("x-latchkey-scope", claims.scope, overwrite, true);
+        for name in headers.into_iter().flat_map(|h| h.keys()) {
+            let ours = ["x-latchkey-sub", "x-latchkey-session", "x-latchkey-scope"]
+                .contains(&name.as_str());
+            if name.to_ascii_lowercase().starts_with(HEADER_PREFIX) && !ours {
+                ok.remove_header(name.clone());
+            }
+        }
+        let mut response = CheckResponse::with_status(Status::ok("authorized"));
+        response.set_http_response(ok);
+        Ok(Response::new(response))
+    }
+}

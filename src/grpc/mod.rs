@@ -1,0 +1,81 @@
+//! The gRPC edge: generated code, one thin handler per RPC, Envoy ext_authz, reflection, health,
+//! and the server with explicit limits.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::transport::{Server, server::Router};
+use tonic_health::server::HealthReporter;
+
+use crate::service::Service;
+
+mod auth;
+mod ext_authz;
+mod metrics;
+pub mod status;
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("latchkey.v1");
+
+    /// The descriptor set of our protos, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/latchkey_descriptor.bin"));
+}
+
+pub use auth::AuthApi;
+
+/// Largest request accepted: far above any valid one (tokens are capped at 8 KiB).
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest response: a JWKS of a few keys, a long session list.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Health service names: the overall one ("") and AuthService.
+pub const AUTH_SERVICE_NAME: &str = "latchkey.v1.AuthService";
+
+/// Builds the gRPC router with every service and the limits tonic leaves unbounded by default.
+pub fn router(
+    service: Arc<Service>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> Result<
+    Router<tower::layer::util::Stack<metrics::RpcMetricsLayer, tower::layer::util::Identity>>,
+    tonic_reflection::server::Error,
+> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(service.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let ext_authz =
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(service))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    Ok(Server::builder()
+        .timeout(Duration::from_secs(30))
+        .concurrency_limit_per_connection(256)
+        .max_concurrent_streams(Some(256))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .http2_max_header_list_size(Some(16 * 1024))
+        .layer(metrics::RpcMetricsLayer)
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(auth)
+        .add_service(ext_authz))
+}
+
+/// Marks every service serving, or not.
+pub async fn set_serving(reporter: &HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(AUTH_SERVICE_NAME, status).await;
+}

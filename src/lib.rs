@@ -1,0 +1,24 @@
+//! latchkey: an authentication service for service-to-service calls over gRPC.
+//!
+//! Data flows one way, from the edges inwards:
+//!
+//! - [`grpc`], [`http`] and [`cli`] are the edges: they parse requests into validated types and
+//!   turn [`service::ServiceError`] into statuses, HTTP codes or exit codes.
+//! - [`service`] holds the use cases (login, refresh, revoke, introspect, logout-all, sessions,
+//!   keys) and owns the clock, the signing keys in memory and the revocation cache.
+//! - [`domain`] is the rules: token families, lifetimes, throttling, scopes. Pure, time passed in.
+//! - [`crypto`] is argon2id, JWTs, signing keys, the master key and the refresh-token format.
+//! - [`store`] is persistence behind one trait, one module per database.
+//! - [`app`] wires them into a running server; [`config`] reads the settings.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod grpc;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,224 @@
+//! The signing keys in memory. The store is the source of truth, so every replica and the CLI agree:
+//! the newest key signs; a key that was superseded stays published, and trusted, until every token
+//! it can have signed has expired.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use jsonwebtoken::jwk::JwkSet;
+
+use super::{ServiceError, ServiceResult};
+use crate::{
+    crypto::{
+        CryptoError,
+        keys::{SigningAlg, SigningKey},
+        seal::Sealer,
+    },
+    domain::UnixMs,
+    store::{KeyRecord, Store},
+};
+
+/// How long a replica may keep signing with a superseded key before it notices the new one.
+const SIGNER_LAG: UnixMs = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Signs new tokens.
+    Active,
+    /// Superseded, still published: tokens it signed may be alive.
+    Published,
+    /// Superseded long enough that no token it signed can be alive.
+    Retired,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub created_at: UnixMs,
+    pub status: KeyStatus,
+}
+
+struct KeySet {
+    active: Arc<SigningKey>,
+    trusted: HashMap<String, Arc<SigningKey>>,
+    jwks_json: Arc<str>,
+    infos: Vec<KeyInfo>,
+    /// When the next published key retires: the set must be rebuilt then.
+    next_retirement: Option<UnixMs>,
+}
+
+pub struct Keyring {
+    sealer: Sealer,
+    /// How long after being superseded a key stays trusted.
+    overlap: UnixMs,
+    current: RwLock<Option<Arc<KeySet>>>,
+}
+
+fn poisoned<T>(_: T) -> ServiceError {
+    ServiceError::Internal("key cache lock poisoned".into())
+}
+
+impl Keyring {
+    pub fn new(sealer: Sealer, access_ttl: UnixMs, leeway_secs: i64) -> Self {
+        Self {
+            sealer,
+            overlap: access_ttl + leeway_secs * 1000 + SIGNER_LAG,
+            current: RwLock::new(None),
+        }
+    }
+
+    fn set(&self) -> ServiceResult<Arc<KeySet>> {
+        self.current
+            .read()
+            .map_err(poisoned)?
+            .clone()
+            .ok_or_else(|| ServiceError::Internal("no signing key loaded".into()))
+    }
+
+    /// The key new tokens are signed with.
+    pub fn active(&self) -> ServiceResult<Arc<SigningKey>> {
+        Ok(self.set()?.active.clone())
+    }
+
+    /// A trusted key by id; `None` for ids we never issued or have retired.
+    pub fn trusted(&self, kid: &str) -> ServiceResult<Option<Arc<SigningKey>>> {
+        Ok(self.set()?.trusted.get(kid).cloned())
+    }
+
+    /// The published JWK Set (RFC 7517), public members only.
+    pub fn jwks_json(&self) -> ServiceResult<Arc<str>> {
+        Ok(self.set()?.jwks_json.clone())
+    }
+
+    pub fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
+        Ok(self.set()?.infos.clone())
+    }
+
+    /// Rebuilds the key set from the store.
+    pub async fn reload(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+        let records = store.keys().await?;
+        let Some(newest) = records.last() else {
+            return Ok(());
+        };
+        let unchanged = self
+            .current
+            .read()
+            .map_err(poisoned)?
+            .as_ref()
+            .is_some_and(|s| {
+                s.active.kid == newest.kid
+                    && s.infos.len() == records.len()
+                    && s.next_retirement.is_none_or(|at| now < at)
+            });
+        if unchanged {
+            return Ok(());
+        }
+        let set = self.build(&records, now)?;
+        *self.current.write().map_err(poisoned)? = Some(Arc::new(set));
+        Ok(())
+    }
+
+    fn build(&self, records: &[KeyRecord], now: UnixMs) -> ServiceResult<KeySet> {
+        let mut trusted = HashMap::new();
+        let mut infos = Vec::with_capacity(records.len());
+        let mut jwks = JwkSet { keys: Vec::new() };
+        let mut active = None;
+        let mut next_retirement: Option<UnixMs> = None;
+        for (i, record) in records.iter().enumerate() {
+            let superseded_at = records.get(i + 1).map(|next| next.created_at);
+            let status = match superseded_at {
+                None => KeyStatus::Active,
+                Some(at) if now < at + self.overlap => {
+                    let retires = at + self.overlap;
+                    next_retirement = Some(next_retirement.map_or(retires, |n| n.min(retires)));
+                    KeyStatus::Published
+                }
+                Some(_) => KeyStatus::Retired,
+            };
+            infos.push(KeyInfo {
+                kid: record.kid.clone(),
+                alg: record.alg.clone(),
+                created_at: record.created_at,
+                status,
+            });
+            if status == KeyStatus::Retired {
+                continue;
+            }
+            let key = Arc::new(self.open(record)?);
+            jwks.keys.push(key.jwk.clone());
+            trusted.insert(key.kid.clone(), key.clone());
+            active = Some(key);
+        }
+        let jwks_json =
+            serde_json::to_string(&jwks).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(KeySet {
+            active: active.ok_or_else(|| ServiceError::Internal("no active signing key".into()))?,
+            trusted,
+            jwks_json: Arc::from(jwks_json),
+            infos,
+            next_retirement,
+        })
+    }
+
+    fn open(&self, record: &KeyRecord) -> ServiceResult<SigningKey> {
+        let alg = SigningAlg::parse(&record.alg).map_err(CryptoError)?;
+        let der = zeroize::Zeroizing::new(
+            self.sealer
+                .open(&record.sealed_private, record.kid.as_bytes())?,
+        );
+        let key = SigningKey::from_pkcs8(alg, &der)?;
+        if key.kid != record.kid {
+            return Err(ServiceError::Internal(format!(
+                "signing key {} does not match its id",
+                record.kid
+            )));
+        }
+        Ok(key)
+    }
+
+    /// Makes sure a key of `alg` signs: creates one when there is none or the newest is of
+    /// another algorithm (the configuration changed).
+    pub async fn ensure_active(
+        &self,
+        store: &dyn Store,
+        alg: SigningAlg,
+        now: UnixMs,
+    ) -> ServiceResult<()> {
+        let current = self
+            .current
+            .read()
+            .map_err(poisoned)?
+            .as_ref()
+            .map(|s| s.active.alg);
+        if current != Some(alg) {
+            self.rotate(store, alg, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a new active key; the previous one stays published until its tokens have expired.
+    pub async fn rotate(
+        &self,
+        store: &dyn Store,
+        alg: SigningAlg,
+        now: UnixMs,
+    ) -> ServiceResult<String> {
+        let der = zeroize::Zeroizing::new(alg.generate_pkcs8()?);
+        let key = SigningKey::from_pkcs8(alg, &der)?;
+        // Keys created within the same millisecond must still order: never go back in time.
+        let newest = store.keys().await?.last().map_or(now, |k| k.created_at + 1);
+        store
+            .insert_key(&KeyRecord {
+                kid: key.kid.clone(),
+                alg: alg.name().to_owned(),
+                sealed_private: self.sealer.seal(&der, key.kid.as_bytes())?,
+                created_at: now.max(newest),
+            })
+            .await?;
+        self.reload(store, now).await?;
+        Ok(key.kid)
+    }
+}

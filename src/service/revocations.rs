@@ -1,0 +1,209 @@
+//! Revocation state in memory, so that Introspect and ext_authz answer without the database. It is
+//! fed by the store's revocation feed: revocations made here are applied at once; those made by
+//! other processes (the CLI, other replicas) arrive with the next sync. If syncing has failed for
+//! longer than [`MAX_STALENESS`], the cache refuses to vouch for any token.
+
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::watch;
+
+use super::{ServiceError, ServiceResult};
+use crate::{
+    crypto::jwt::AccessClaims,
+    domain::UnixMs,
+    store::{Revocation, RevocationTarget, Store},
+};
+
+/// How old the last successful sync may be before tokens can no longer be vouched for.
+pub const MAX_STALENESS: Duration = Duration::from_secs(2);
+const BATCH: i64 = 1_000;
+
+#[derive(Default)]
+struct State {
+    /// Revoked session → when its event may be forgotten.
+    sessions: HashMap<String, UnixMs>,
+    jtis: HashMap<String, UnixMs>,
+    /// User → (cutoff, when it may be forgotten).
+    cutoffs: HashMap<String, (UnixMs, UnixMs)>,
+    last_seq: i64,
+    /// Monotonic, not the business clock: staleness is about the feed, not about token time.
+    synced_at: Option<Instant>,
+}
+
+pub struct RevocationCache {
+    state: RwLock<State>,
+    /// The newest sequence number seen: WatchRevocations streams wait on it.
+    latest: watch::Sender<i64>,
+}
+
+impl Default for RevocationCache {
+    fn default() -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            latest: watch::Sender::new(0),
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> ServiceError {
+    ServiceError::Internal("revocation cache lock poisoned".into())
+}
+
+impl RevocationCache {
+    /// Applies events read from the feed or just written here. Events are idempotent, so applying
+    /// one twice (written here, then read back by a sync) is harmless.
+    pub fn apply(&self, events: &[Revocation]) -> ServiceResult<()> {
+        let mut state = self.state.write().map_err(poisoned)?;
+        for event in events {
+            match &event.target {
+                RevocationTarget::Session(id) => {
+                    state.sessions.insert(id.clone(), event.expires_at);
+                }
+                RevocationTarget::Jti(jti) => {
+                    state.jtis.insert(jti.clone(), event.expires_at);
+                }
+                RevocationTarget::User {
+                    user_id,
+                    not_before,
+                } => {
+                    let entry = state
+                        .cutoffs
+                        .entry(user_id.clone())
+                        .or_insert((*not_before, event.expires_at));
+                    *entry = (entry.0.max(*not_before), entry.1.max(event.expires_at));
+                }
+            }
+        }
+        drop(state);
+        if let Some(newest) = events.iter().map(|e| e.seq).max() {
+            self.latest.send_if_modified(|seen| {
+                let newer = newest > *seen;
+                *seen = (*seen).max(newest);
+                newer
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads every event after the last one seen, then forgets expired ones.
+    pub async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+        loop {
+            let after = self.state.read().map_err(poisoned)?.last_seq;
+            let events = store.revocations_after(after, BATCH).await?;
+            self.apply(&events)?;
+            let mut state = self.state.write().map_err(poisoned)?;
+            if let Some(last) = events.last() {
+                state.last_seq = state.last_seq.max(last.seq);
+            }
+            if (events.len() as i64) < BATCH {
+                state.synced_at = Some(Instant::now());
+                state.sessions.retain(|_, exp| now < *exp);
+                state.jtis.retain(|_, exp| now < *exp);
+                state.cutoffs.retain(|_, (_, exp)| now < *exp);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the cache is recent enough to vouch for a token.
+    pub fn check_fresh(&self) -> ServiceResult<()> {
+        let synced_at = self.state.read().map_err(poisoned)?.synced_at;
+        match synced_at {
+            Some(at) if at.elapsed() <= MAX_STALENESS => Ok(()),
+            _ => Err(ServiceError::StoreUnavailable(
+                "revocation state is stale".into(),
+            )),
+        }
+    }
+
+    /// Whether a verified access token has been revoked: its session, its id, or every token of
+    /// its user issued before a cutoff.
+    pub fn is_revoked(&self, claims: &AccessClaims) -> ServiceResult<bool> {
+        let state = self.state.read().map_err(poisoned)?;
+        let cut = state
+            .cutoffs
+            .get(&claims.sub)
+            .is_some_and(|(not_before, _)| claims.iat * 1000 < *not_before);
+        Ok(cut || state.sessions.contains_key(&claims.sid) || state.jtis.contains_key(&claims.jti))
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.latest.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "i".into(),
+            sub: "u1".into(),
+            aud: "a".into(),
+            exp: iat + 900,
+            iat,
+            nbf: iat,
+            jti: "j1".into(),
+            sid: "s1".into(),
+            scope: String::new(),
+            client_id: "default".into(),
+        }
+    }
+
+    fn event(seq: i64, target: RevocationTarget) -> Revocation {
+        Revocation {
+            seq,
+            target,
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn each_kind_of_revocation_kills_the_tokens_it_names() {
+        let c = RevocationCache::default();
+        assert!(!c.is_revoked(&claims(100)).unwrap());
+        c.apply(&[event(1, RevocationTarget::Jti("j1".into()))])
+            .unwrap();
+        assert!(c.is_revoked(&claims(100)).unwrap());
+
+        let c = RevocationCache::default();
+        c.apply(&[event(1, RevocationTarget::Session("s1".into()))])
+            .unwrap();
+        assert!(c.is_revoked(&claims(100)).unwrap());
+    }
+
+    #[test]
+    fn a_user_cutoff_kills_tokens_issued_in_earlier_seconds_only() {
+        let c = RevocationCache::default();
+        c.apply(&[event(
+            1,
+            RevocationTarget::User {
+                user_id: "u1".into(),
+                not_before: 100_000,
+            },
+        )])
+        .unwrap();
+        assert!(c.is_revoked(&claims(99)).unwrap());
+        assert!(!c.is_revoked(&claims(100)).unwrap());
+        // A later, lower cutoff never lowers it.
+        c.apply(&[event(
+            2,
+            RevocationTarget::User {
+                user_id: "u1".into(),
+                not_before: 50_000,
+            },
+        )])
+        .unwrap();
+        assert!(c.is_revoked(&claims(99)).unwrap());
+    }
+
+    #[test]
+    fn an_unsynced_cache_vouches_for_nothing() {
+        assert!(RevocationCache::default().check_fresh().is_err());
+    }
+}

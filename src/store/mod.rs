@@ -1,0 +1,205 @@
+//! Persistence behind one trait. The backend is chosen once, from the database URL, by [`connect`];
+//! nothing else knows which one runs. Every method is one atomic step: rotation is a single
+//! compare-and-swap on a session's generation, revocations write their feed events and audit rows in
+//! the same transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    crypto::refresh::TokenHash,
+    domain::{UnixMs, family::FamilyState, throttle},
+};
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is busy past its timeout: safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key is taken (a username, a key id).
+    #[error("already exists")]
+    Conflict,
+    #[error("store failure: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub scopes: Vec<String>,
+    pub disabled: bool,
+    pub not_before: UnixMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub device: String,
+    pub ip: String,
+    pub scope: String,
+    pub created_at: UnixMs,
+    pub last_used_at: UnixMs,
+    pub idle_expires_at: UnixMs,
+    pub absolute_expires_at: UnixMs,
+    pub revoked_at: Option<UnixMs>,
+    pub generation: i64,
+    pub rotated_at: Option<UnixMs>,
+    pub sealed_token: Vec<u8>,
+}
+
+impl SessionRecord {
+    /// What the token-family rules need to know of this session.
+    pub fn family(&self) -> FamilyState {
+        FamilyState {
+            generation: self.generation,
+            rotated_at: self.rotated_at,
+            idle_expires_at: self.idle_expires_at,
+            absolute_expires_at: self.absolute_expires_at,
+            revoked: self.revoked_at.is_some(),
+        }
+    }
+}
+
+/// Spend generation `expected_generation` of a session and make `token_hash` its live token.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub session_id: String,
+    pub expected_generation: i64,
+    pub token_hash: TokenHash,
+    pub sealed_token: Vec<u8>,
+    pub now: UnixMs,
+    pub idle_expires_at: UnixMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationTarget {
+    Session(String),
+    Jti(String),
+    User { user_id: String, not_before: UnixMs },
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    pub target: RevocationTarget,
+    pub expires_at: UnixMs,
+}
+
+/// Why sessions were revoked: the audit log's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Revoke,
+    Reuse,
+    LogoutAll,
+    PasswordChange,
+    Disable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoke => "revoke",
+            Self::Reuse => "refresh_token_reuse",
+            Self::LogoutAll => "logout_all",
+            Self::PasswordChange => "password_change",
+            Self::Disable => "disable",
+        }
+    }
+}
+
+/// Revoke every live session of a user and set the user's cutoff.
+#[derive(Debug, Clone)]
+pub struct UserRevocation {
+    pub user_id: String,
+    pub now: UnixMs,
+    /// Cutoff for the user's access tokens (whole seconds, as `iat` is, in ms).
+    pub not_before: UnixMs,
+    /// When the feed events may be forgotten.
+    pub expires_at: UnixMs,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub sealed_private: Vec<u8>,
+    pub created_at: UnixMs,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_user(&self, user: &UserRecord, now: UnixMs) -> StoreResult<()>;
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
+    async fn set_password_hash(&self, user_id: &str, phc: &str) -> StoreResult<()>;
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()>;
+
+    async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>>;
+    async fn set_throttle(&self, username: &str, record: &throttle::Record) -> StoreResult<()>;
+    async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
+
+    /// Stores a new session with its first refresh token (generation 1).
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        token_hash: &TokenHash,
+    ) -> StoreResult<()>;
+    /// The session a refresh token belongs to, and the token's generation.
+    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>>;
+    /// The compare-and-swap: `false` when the session moved on or was revoked meanwhile.
+    async fn rotate(&self, rotation: &Rotation) -> StoreResult<bool>;
+    /// Revokes one session; the feed event when it was live, `None` when it was already revoked.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: UnixMs,
+        expires_at: UnixMs,
+        reason: Reason,
+    ) -> StoreResult<Option<Revocation>>;
+    /// Records a revoked access token id on the feed.
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        now: UnixMs,
+        expires_at: UnixMs,
+    ) -> StoreResult<Revocation>;
+    /// Revokes every live session of the user and sets the cutoff; returns the feed events written
+    /// (one per session, then the user cutoff).
+    async fn revoke_user(&self, revocation: &UserRevocation) -> StoreResult<Vec<Revocation>>;
+    /// Sessions of a user that are neither revoked nor expired at `now`, newest first.
+    async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>>;
+    async fn count_live_sessions(&self, now: UnixMs) -> StoreResult<i64>;
+
+    /// Feed events with `seq > after`, in order, at most `limit`.
+    async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>>;
+
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// All signing keys, oldest first.
+    async fn keys(&self) -> StoreResult<Vec<KeyRecord>>;
+}
+
+/// Opens the store named by `url` (`sqlite://…`), creating and migrating it as needed.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL scheme in {:?}: expected sqlite://",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
