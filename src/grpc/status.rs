@@ -48,10 +48,10 @@ pub fn to_status(e: ServiceError) -> Status {
     };
     let details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::<String, String>::new());
     let mut metadata = MetadataMap::new();
-    if let ServiceError::TooManyAttempts { retry_after_secs } = e {
-        if let Ok(value) = retry_after_secs.to_string().parse() {
-            metadata.insert("retry-after", value);
-        }
+    if let ServiceError::TooManyAttempts { retry_after_secs } = e
+        && let Ok(value) = retry_after_secs.to_string().parse()
+    {
+        metadata.insert("retry-after", value);
     }
     Status::with_error_details_and_metadata(code, message, details, metadata)
 }

@@ -33,12 +33,9 @@ impl Service {
         let device = parse_device(&input.device)?;
 
         let record = self.store.throttle(username.as_str()).await?;
-        if let Some(record) = &record {
-            if let Err(until) = throttle::check(record, self.clock.now()) {
-                return Err(ServiceError::TooManyAttempts {
-                    retry_after_secs: secs_until(until, self.clock.now()),
-                });
-            }
+        let now = self.clock.now();
+        if let Some(Err(until)) = record.as_ref().map(|r| throttle::check(r, now)) {
+            return Err(ServiceError::TooManyAttempts { retry_after_secs: secs_until(until, now) });
         }
         let user = self.store.user_by_name(username.as_str()).await?;
         let matches = self

@@ -1,0 +1,134 @@
+//! Running latchkey: restarts, key rotation, health, metrics, and the `latchkey` binary itself.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+};
+
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::helpers::*;
+
+fn kid(token: &str) -> String {
+    latchkey::crypto::jwt::key_id(token).unwrap()
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_data_directory_keeps_sessions_and_keys() {
+    let app = spawn_app().await;
+    let pair = app.alice().await;
+    let jwks_before = app.service.keys().jwks_json().unwrap();
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    assert_eq!(app.service.keys().jwks_json().unwrap(), jwks_before);
+    assert!(app.introspect(&pair.access_token).await.active);
+    let next = app.refresh(&pair.refresh_token).await.unwrap();
+    assert_eq!(next.session_id, pair.session_id);
+}
+
+#[tokio::test]
+async fn after_key_rotation_new_tokens_use_the_new_key_and_old_ones_stay_valid() {
+    let app = spawn_app().await;
+    let old = app.alice().await;
+    let new_kid = app.service.rotate_keys().await.unwrap();
+    let new = app.login("alice", "correct horse").await;
+    assert_eq!(kid(&new.access_token), new_kid);
+    assert_ne!(kid(&old.access_token), new_kid);
+    assert!(app.introspect(&old.access_token).await.active);
+    let (_, jwks) = http_get(app.http_addr, "/.well-known/jwks.json").await;
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    // Once every token the old key signed has expired, it drops out.
+    app.clock.advance(15 * 60_000 + 11_000);
+    app.service.sync_keys().await.unwrap();
+    let (_, jwks) = http_get(app.http_addr, "/.well-known/jwks.json").await;
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str());
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr)).unwrap();
+    let mut health = HealthClient::new(channel.connect().await.unwrap());
+    for service in ["", "latchkey.v1.AuthService"] {
+        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(status.status(), ServingStatus::Serving, "{service:?}");
+    }
+    assert_eq!(http_get(app.http_addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(app.http_addr, "/readyz").await.0, 200);
+    app.alice().await;
+    let _ = app.try_login("alice", "wrong").await;
+    let (status, metrics) = http_get(app.http_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains(r#"latchkey_grpc_requests_total{method="/latchkey.v1.AuthService/Login",code="0"}"#), "{metrics}");
+    assert!(metrics.contains("latchkey_grpc_request_duration_seconds_bucket"));
+    assert!(metrics.contains("latchkey_login_failures_total"));
+}
+
+fn latchkey(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
+        .env_clear()
+        .env("LATCHKEY_DATA_DIR", dir)
+        .env("LATCHKEY_PASSWORD_MEMORY_KIB", "1024")
+        .env("LATCHKEY_PASSWORD_ITERATIONS", "1")
+        .env("LATCHKEY_GRPC_ADDR", "127.0.0.1:0")
+        .env("LATCHKEY_HTTP_ADDR", "127.0.0.1:0");
+    command
+}
+
+fn run(command: &mut Command, stdin: &str) -> String {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_manages_users_and_keys_beside_a_running_server() {
+    let app = spawn_app().await;
+    let dir = app.data_dir.path().to_owned();
+    let id = run(latchkey(&dir).args(["user", "add", "carol", "--password-stdin", "--scope", "read"]), "s3cret\n");
+    assert_eq!(id.trim().len(), 36);
+    let pair = app.login("carol", "s3cret").await;
+    assert_eq!(pair.scope, "read");
+
+    run(latchkey(&dir).args(["user", "set-password", "carol", "--password-stdin"]), "n3w\n");
+    assert!(app.try_login("carol", "s3cret").await.is_err());
+    app.login("carol", "n3w").await;
+    // The CLI's revocation reaches the running server through the feed.
+    let mut active = true;
+    for _ in 0..100 {
+        active = app.introspect(&pair.access_token).await.active;
+        if !active {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!active, "revocation by the CLI reached the server");
+
+    let kid = run(latchkey(&dir).args(["keys", "rotate"]), "");
+    let listed = run(latchkey(&dir).args(["keys", "list"]), "");
+    assert!(listed.lines().any(|l| l.starts_with(kid.trim()) && l.ends_with("active")), "{listed}");
+    app.service.sync_keys().await.unwrap();
+    let fresh = app.login("carol", "n3w").await;
+    assert_eq!(latchkey::crypto::jwt::key_id(&fresh.access_token).unwrap(), kid.trim());
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = latchkey(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let serving = lines.by_ref().map_while(Result::ok).any(|line| line.contains("latchkey serving"));
+    assert!(serving, "the server announces it is serving");
+    assert!(dir.path().join("latchkey.db").exists() && dir.path().join("master.key").exists());
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
