@@ -108,10 +108,11 @@ impl App {
         };
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey serving");
-        let grpc_server = grpc::router(self.service.clone(), health)?.serve_with_incoming_shutdown(
-            TcpListenerStream::new(self.grpc),
-            stopped(stop_rx.clone()),
-        );
+        let grpc_server = grpc::router(self.service.clone(), health, stop_rx.clone())?
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                stopped(stop_rx.clone()),
+            );
         let http_server = axum::serve(self.http, http::router(self.service.clone(), metrics))
             .with_graceful_shutdown(stopped(stop_rx));
         let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);

@@ -3,6 +3,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
+use tokio::sync::{mpsc, watch};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
@@ -16,11 +17,12 @@ use crate::{
 
 pub struct AuthApi {
     service: Arc<Service>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl AuthApi {
-    pub fn new(service: Arc<Service>) -> Self {
-        Self { service }
+    pub fn new(service: Arc<Service>, stopping: watch::Receiver<bool>) -> Self {
+        Self { service, stopping }
     }
 
     fn caller(&self, metadata: &MetadataMap) -> Result<AccessClaims, Status> {
@@ -214,18 +216,20 @@ impl pb::auth_service_server::AuthService for AuthApi {
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| Status::invalid_argument("after_seq is out of range"))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(feed(self.service.clone(), after, tx));
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(feed(self.service.clone(), after, tx, self.stopping.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
-/// Sends every event after `after`, then waits for newer ones, until the client goes away. Events
-/// are read from the store, so a slow client never misses one: it just reads further behind.
+/// Sends every event after `after`, then waits for newer ones, until the client goes away or the
+/// server stops. Events are read from the store, so a slow client never misses one: it just reads
+/// further behind.
 async fn feed(
     service: Arc<Service>,
     mut after: i64,
-    tx: tokio::sync::mpsc::Sender<Result<pb::RevocationEvent, Status>>,
+    tx: mpsc::Sender<Result<pb::RevocationEvent, Status>>,
+    mut stopping: watch::Receiver<bool>,
 ) {
     let mut latest = service.revocations().subscribe();
     loop {
@@ -247,6 +251,7 @@ async fn feed(
             tokio::select! {
                 changed = latest.wait_for(|seen| *seen > after) => if changed.is_err() { return },
                 () = tx.closed() => return,
+                _ = stopping.wait_for(|stop| *stop) => return,
             }
         }
     }

@@ -33,11 +33,14 @@ const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub const AUTH_SERVICE_NAME: &str = "latchkey.v1.AuthService";
 
 /// Builds the gRPC router with every service and the limits tonic leaves unbounded by default.
+/// `stopping` turns true at shutdown: open WatchRevocations streams then end, so that the graceful
+/// shutdown does not wait on them forever.
 pub fn router(
     service: Arc<Service>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<
     Router<tower::layer::util::Stack<metrics::RpcMetricsLayer, tower::layer::util::Identity>>,
     tonic_reflection::server::Error,
@@ -47,9 +50,10 @@ pub fn router(
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(service.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let auth =
+        pb::auth_service_server::AuthServiceServer::new(AuthApi::new(service.clone(), stopping))
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let ext_authz =
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(service))
             .max_decoding_message_size(MAX_REQUEST_BYTES);

@@ -35,7 +35,9 @@ impl Service {
         let record = self.store.throttle(username.as_str()).await?;
         let now = self.clock.now();
         if let Some(Err(until)) = record.as_ref().map(|r| throttle::check(r, now)) {
-            return Err(ServiceError::TooManyAttempts { retry_after_secs: secs_until(until, now) });
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_secs: secs_until(until, now),
+            });
         }
         let user = self.store.user_by_name(username.as_str()).await?;
         let matches = self

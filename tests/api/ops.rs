@@ -5,7 +5,9 @@ use std::{
     process::{Command, Stdio},
 };
 
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 use crate::helpers::*;
 
@@ -50,10 +52,17 @@ async fn after_key_rotation_new_tokens_use_the_new_key_and_old_ones_stay_valid()
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let app = spawn_app().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr)).unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr)).unwrap();
     let mut health = HealthClient::new(channel.connect().await.unwrap());
     for service in ["", "latchkey.v1.AuthService"] {
-        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(status.status(), ServingStatus::Serving, "{service:?}");
     }
     assert_eq!(http_get(app.http_addr, "/healthz").await.0, 200);
@@ -62,7 +71,12 @@ async fn health_readiness_and_metrics_answer() {
     let _ = app.try_login("alice", "wrong").await;
     let (status, metrics) = http_get(app.http_addr, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(metrics.contains(r#"latchkey_grpc_requests_total{method="/latchkey.v1.AuthService/Login",code="0"}"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"latchkey_grpc_requests_total{method="/latchkey.v1.AuthService/Login",code="0"}"#
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("latchkey_grpc_request_duration_seconds_bucket"));
     assert!(metrics.contains("latchkey_login_failures_total"));
 }
@@ -80,10 +94,24 @@ fn latchkey(dir: &std::path::Path) -> Command {
 }
 
 fn run(command: &mut Command, stdin: &str) -> String {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -91,12 +119,25 @@ fn run(command: &mut Command, stdin: &str) -> String {
 async fn the_cli_manages_users_and_keys_beside_a_running_server() {
     let app = spawn_app().await;
     let dir = app.data_dir.path().to_owned();
-    let id = run(latchkey(&dir).args(["user", "add", "carol", "--password-stdin", "--scope", "read"]), "s3cret\n");
+    let id = run(
+        latchkey(&dir).args([
+            "user",
+            "add",
+            "carol",
+            "--password-stdin",
+            "--scope",
+            "read",
+        ]),
+        "s3cret\n",
+    );
     assert_eq!(id.trim().len(), 36);
     let pair = app.login("carol", "s3cret").await;
     assert_eq!(pair.scope, "read");
 
-    run(latchkey(&dir).args(["user", "set-password", "carol", "--password-stdin"]), "n3w\n");
+    run(
+        latchkey(&dir).args(["user", "set-password", "carol", "--password-stdin"]),
+        "n3w\n",
+    );
     assert!(app.try_login("carol", "s3cret").await.is_err());
     app.login("carol", "n3w").await;
     // The CLI's revocation reaches the running server through the feed.
@@ -112,23 +153,61 @@ async fn the_cli_manages_users_and_keys_beside_a_running_server() {
 
     let kid = run(latchkey(&dir).args(["keys", "rotate"]), "");
     let listed = run(latchkey(&dir).args(["keys", "list"]), "");
-    assert!(listed.lines().any(|l| l.starts_with(kid.trim()) && l.ends_with("active")), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(kid.trim()) && l.ends_with("active")),
+        "{listed}"
+    );
     app.service.sync_keys().await.unwrap();
     let fresh = app.login("carol", "n3w").await;
-    assert_eq!(latchkey::crypto::jwt::key_id(&fresh.access_token).unwrap(), kid.trim());
+    assert_eq!(
+        latchkey::crypto::jwt::key_id(&fresh.access_token).unwrap(),
+        kid.trim()
+    );
 }
 
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = latchkey(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = latchkey(dir.path())
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut lines = stderr.lines();
-    let serving = lines.by_ref().map_while(Result::ok).any(|line| line.contains("latchkey serving"));
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("latchkey serving"));
     assert!(serving, "the server announces it is serving");
     assert!(dir.path().join("latchkey.db").exists() && dir.path().join("master.key").exists());
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_revocation_streams_instead_of_waiting_on_them() {
+    use tokio_stream::StreamExt;
+    let app = spawn_app().await;
+    let request = latchkey::grpc::pb::WatchRevocationsRequest { after_seq: 0 };
+    let mut stream = app
+        .client
+        .clone()
+        .watch_revocations(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
+    assert!(stopped.is_ok(), "the server stopped with a stream open");
+    assert!(stream.next().await.is_none_or(|item| item.is_err()));
 }
