@@ -49,6 +49,8 @@ pub fn router(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.ErrorInfo, so that grpcurl can print our error details.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let auth =
         pb::auth_service_server::AuthServiceServer::new(AuthApi::new(service.clone(), stopping))

@@ -25,12 +25,13 @@ pub struct LoginInput {
 }
 
 impl Service {
-    #[instrument(skip_all, fields(client_id = %input.client_id))]
+    #[instrument(skip_all, fields(client_id))]
     pub async fn login(&self, input: LoginInput) -> ServiceResult<TokenPair> {
         let username = Username::parse(&input.username)?;
         let password = Password::parse(input.password)?;
         let client_id = parse_client_id(&input.client_id)?;
         let device = parse_device(&input.device)?;
+        tracing::Span::current().record("client_id", client_id.as_str());
 
         let record = self.store.throttle(username.as_str()).await?;
         let now = self.clock.now();

@@ -12,7 +12,9 @@ const DAY: i64 = 24 * 60 * MINUTE;
 #[tokio::test]
 async fn login_returns_a_bearer_pair_whose_access_token_introspects_active() {
     let app = spawn_app().await;
-    let user_id = app.add_user("alice", "correct horse", &["read", "write"]).await;
+    let user_id = app
+        .add_user("alice", "correct horse", &["read", "write"])
+        .await;
     let pair = app.login("alice", "correct horse").await;
     assert_eq!(pair.token_type, "Bearer");
     assert_eq!(pair.expires_in, 15 * 60);
@@ -28,7 +30,10 @@ async fn login_returns_a_bearer_pair_whose_access_token_introspects_active() {
     assert_eq!(info.session_id, pair.session_id);
     assert_eq!(info.scope, "read write");
     assert_eq!(info.client_id, "default");
-    assert_eq!((info.iss.as_str(), info.aud.as_slice()), ("latchkey", &["latchkey".to_string()][..]));
+    assert_eq!(
+        (info.iss.as_str(), info.aud.as_slice()),
+        ("latchkey", &["latchkey".to_string()][..])
+    );
     assert_eq!(info.exp - info.iat, 900);
     assert!(!info.jti.is_empty());
 
@@ -43,7 +48,10 @@ async fn wrong_password_and_unknown_user_are_indistinguishable() {
     let app = spawn_app().await;
     app.add_user("alice", "correct horse", &[]).await;
     let wrong = app.try_login("alice", "battery staple").await.unwrap_err();
-    let unknown = app.try_login("mallory", "battery staple").await.unwrap_err();
+    let unknown = app
+        .try_login("mallory", "battery staple")
+        .await
+        .unwrap_err();
     for status in [&wrong, &unknown] {
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(reason(status), "INVALID_CREDENTIALS");
@@ -54,9 +62,20 @@ async fn wrong_password_and_unknown_user_are_indistinguishable() {
 #[tokio::test]
 async fn oversized_or_empty_login_fields_are_invalid_arguments() {
     let app = spawn_app().await;
-    for (name, password) in [("", "x"), (&*"u".repeat(257), "x"), ("alice", ""), ("alice", &*"p".repeat(1025))] {
+    for (name, password) in [
+        ("", "x"),
+        (&*"u".repeat(257), "x"),
+        ("alice", ""),
+        ("alice", &*"p".repeat(1025)),
+    ] {
         let status = app.try_login(name, password).await.unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument, "{}/{}", name.len(), password.len());
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{}/{}",
+            name.len(),
+            password.len()
+        );
         assert_eq!(reason(&status), "INVALID_ARGUMENT");
     }
     let request = pb::LoginRequest {
@@ -75,7 +94,10 @@ async fn a_disabled_account_is_told_only_after_the_right_password() {
     app.add_user("alice", "correct horse", &[]).await;
     app.service.disable_user("alice").await.unwrap();
     let status = app.try_login("alice", "correct horse").await.unwrap_err();
-    assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "ACCOUNT_DISABLED"));
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::PermissionDenied, "ACCOUNT_DISABLED")
+    );
     let status = app.try_login("alice", "wrong").await.unwrap_err();
     assert_eq!(reason(&status), "INVALID_CREDENTIALS");
     app.service.enable_user("alice").await.unwrap();
@@ -93,7 +115,10 @@ async fn ten_failures_lock_a_name_known_or_not_and_only_that_name() {
             assert_eq!(reason(&status), "INVALID_CREDENTIALS");
         }
         let status = app.try_login(name, "correct horse").await.unwrap_err();
-        assert_eq!((status.code(), reason(&status).as_str()), (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"));
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS")
+        );
         assert_eq!(status.metadata().get("retry-after").unwrap(), "30");
     }
     app.login("bob", "bob's password").await;
@@ -104,7 +129,8 @@ async fn ten_failures_lock_a_name_known_or_not_and_only_that_name() {
 #[tokio::test]
 async fn only_held_scopes_are_granted() {
     let app = spawn_app().await;
-    app.add_user("alice", "correct horse", &["read", "write"]).await;
+    app.add_user("alice", "correct horse", &["read", "write"])
+        .await;
     let request = pb::LoginRequest {
         username: "alice".into(),
         password: "correct horse".into(),
@@ -112,10 +138,19 @@ async fn only_held_scopes_are_granted() {
         client_id: "billing".into(),
         device: String::new(),
     };
-    let pair = app.client.clone().login(request).await.unwrap().into_inner();
+    let pair = app
+        .client
+        .clone()
+        .login(request)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(pair.scope, "write");
     let info = app.introspect(&pair.access_token).await;
-    assert_eq!((info.scope.as_str(), info.client_id.as_str()), ("write", "billing"));
+    assert_eq!(
+        (info.scope.as_str(), info.client_id.as_str()),
+        ("write", "billing")
+    );
 }
 
 #[tokio::test]
@@ -139,10 +174,17 @@ async fn reusing_a_spent_refresh_token_revokes_the_session_and_its_access_tokens
     let second = app.refresh(&first.refresh_token).await.unwrap();
     let third = app.refresh(&second.refresh_token).await.unwrap();
     let status = app.refresh(&first.refresh_token).await.unwrap_err();
-    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"));
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unauthenticated, "REFRESH_TOKEN_REUSED")
+    );
     let status = app.refresh(&third.refresh_token).await.unwrap_err();
     assert_eq!(reason(&status), "REFRESH_TOKEN_INVALID");
-    for token in [&first.access_token, &second.access_token, &third.access_token] {
+    for token in [
+        &first.access_token,
+        &second.access_token,
+        &third.access_token,
+    ] {
         assert!(!app.introspect(token).await.active);
     }
 }
@@ -167,7 +209,11 @@ async fn thirty_two_concurrent_refreshes_of_one_token_share_one_successor() {
     let app = spawn_app().await;
     let first = app.alice().await;
     let calls = (0..32).map(|_| app.refresh(&first.refresh_token));
-    let results: Vec<_> = join_all(calls).await.into_iter().map(|r| r.expect("every refresh succeeds")).collect();
+    let results: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every refresh succeeds"))
+        .collect();
     let successor = &results[0].refresh_token;
     assert!(results.iter().all(|r| &r.refresh_token == successor));
     // Exactly one live token: the successor rotates once, and then it is spent.
@@ -188,7 +234,11 @@ async fn idle_and_absolute_lifetimes_end_sessions_with_their_own_reasons() {
     let busy = app.login("alice", "correct horse").await;
     app.clock.advance(40 * MINUTE);
     let busy = app.refresh(&busy.refresh_token).await.unwrap();
-    assert_eq!(busy.refresh_expires_in, 20 * 60, "capped by the absolute lifetime");
+    assert_eq!(
+        busy.refresh_expires_in,
+        20 * 60,
+        "capped by the absolute lifetime"
+    );
     app.clock.advance(10 * MINUTE);
     let status = app.refresh(&idle.refresh_token).await.unwrap_err();
     assert_eq!(reason(&status), "REFRESH_TOKEN_EXPIRED");
@@ -210,10 +260,44 @@ async fn refresh_tokens_expire_after_fourteen_idle_days_by_default() {
 async fn malformed_unknown_and_oversized_refresh_tokens_are_refused_clearly() {
     let app = spawn_app().await;
     let status = app.refresh("not-a-token").await.unwrap_err();
-    assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, "TOKEN_MALFORMED"));
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::InvalidArgument, "TOKEN_MALFORMED")
+    );
     let status = app.refresh(&"x".repeat(9 * 1024)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     let unknown = format!("lk_rt_{}", "A".repeat(43));
     let status = app.refresh(&unknown).await.unwrap_err();
-    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "REFRESH_TOKEN_INVALID"));
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unauthenticated, "REFRESH_TOKEN_INVALID")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_beyond_the_hashing_queue_are_turned_away_as_overloaded() {
+    // One hash at a time at the OWASP cost, so a burst overflows the bounded queue.
+    let app = spawn_app_with(|a| {
+        a.hash_concurrency = Some(1);
+        a.password_memory_kib = None;
+        a.password_iterations = None;
+    })
+    .await;
+    app.add_user("alice", "correct horse", &[]).await;
+    let results = join_all((0..40).map(|_| app.try_login("alice", "correct horse"))).await;
+    let overloaded: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        !overloaded.is_empty(),
+        "a burst of 40 overflows a queue of 8"
+    );
+    for status in &overloaded {
+        assert_eq!(
+            (status.code(), reason(status).as_str()),
+            (Code::ResourceExhausted, "OVERLOADED")
+        );
+    }
+    assert!(
+        results.iter().any(Result::is_ok),
+        "the admitted ones succeed"
+    );
 }
