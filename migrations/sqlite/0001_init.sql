@@ -43,9 +43,11 @@ CREATE TABLE refresh_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
 
--- The revocation feed: one global order, resumable by seq.
+-- The revocation feed: one global order, resumable by seq. `seq` is handed out by the one row of
+-- revocation_counter inside the writing transaction (the same scheme as on PostgreSQL, where it keeps
+-- sequence numbers in commit order).
 CREATE TABLE revocations (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        INTEGER PRIMARY KEY,
     -- 'session', 'jti' or 'user'
     kind       TEXT NOT NULL,
     target     TEXT NOT NULL,
@@ -55,6 +57,11 @@ CREATE TABLE revocations (
     expires_at INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );
+CREATE TABLE revocation_counter (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO revocation_counter (id, seq) VALUES (1, 0);
 
 CREATE TABLE audit_events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

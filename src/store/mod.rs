@@ -12,6 +12,7 @@ use crate::{
     domain::{UnixMs, family::FamilyState, throttle},
 };
 
+mod sql;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]

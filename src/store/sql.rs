@@ -1,0 +1,441 @@
+//! The SQL shared by every backend, written once. The statements are portable (numbered `$n`
+//! parameters, `RETURNING`, `ON CONFLICT`), so each backend module only opens its pool, classifies
+//! its errors and invokes [`sql_store!`] with its driver types.
+
+/// Implements [`Store`](super::Store) for `$store` (a struct with a `pool: sqlx::Pool<$db>`), using
+/// the `classify(sqlx::Error) -> StoreError` function in scope where it is invoked.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $row:ty) => {
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+
+        use $crate::{
+            crypto::refresh::TokenHash,
+            domain::{UnixMs, scope, throttle},
+            store::{
+                KeyRecord, Reason, Revocation, RevocationTarget, Rotation, SessionRecord, Store,
+                StoreResult, UserRecord, UserRevocation,
+            },
+        };
+
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        const SESSION_COLUMNS: &str = "s.id, s.user_id, s.client_id, s.device, s.ip, s.scope, \
+            s.created_at, s.last_used_at, s.idle_expires_at, s.absolute_expires_at, s.revoked_at, \
+            s.generation, s.rotated_at, s.sealed_token";
+
+        fn session(row: &$row) -> Result<SessionRecord, sqlx::Error> {
+            Ok(SessionRecord {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                client_id: row.try_get("client_id")?,
+                device: row.try_get("device")?,
+                ip: row.try_get("ip")?,
+                scope: row.try_get("scope")?,
+                created_at: row.try_get("created_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                idle_expires_at: row.try_get("idle_expires_at")?,
+                absolute_expires_at: row.try_get("absolute_expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+                generation: row.try_get("generation")?,
+                rotated_at: row.try_get("rotated_at")?,
+                sealed_token: row.try_get("sealed_token")?,
+            })
+        }
+
+        fn user(row: &$row) -> Result<UserRecord, sqlx::Error> {
+            Ok(UserRecord {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                password_hash: row.try_get("password_hash")?,
+                scopes: scope::split(row.try_get("scopes")?),
+                disabled: row.try_get("disabled")?,
+                not_before: row.try_get("not_before")?,
+            })
+        }
+
+        fn revocation(row: &$row) -> Result<Revocation, sqlx::Error> {
+            let kind: String = row.try_get("kind")?;
+            let target: String = row.try_get("target")?;
+            let target = match kind.as_str() {
+                "session" => RevocationTarget::Session(target),
+                "jti" => RevocationTarget::Jti(target),
+                _ => RevocationTarget::User { user_id: target, not_before: row.try_get("not_before")? },
+            };
+            Ok(Revocation { seq: row.try_get("seq")?, target, expires_at: row.try_get("expires_at")? })
+        }
+
+        /// Appends a feed event inside `tx`. Taking the next number locks the counter row until
+        /// commit, so numbers are handed out in commit order.
+        async fn append_event(
+            tx: &mut Tx<'_>,
+            target: RevocationTarget,
+            now: UnixMs,
+            expires_at: UnixMs,
+        ) -> Result<Revocation, sqlx::Error> {
+            let (kind, id, not_before) = match &target {
+                RevocationTarget::Session(id) => ("session", id.as_str(), None),
+                RevocationTarget::Jti(id) => ("jti", id.as_str(), None),
+                RevocationTarget::User { user_id, not_before } => ("user", user_id.as_str(), Some(*not_before)),
+            };
+            let seq: i64 = sqlx::query_scalar("UPDATE revocation_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+                .fetch_one(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO revocations (seq, kind, target, not_before, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(seq)
+            .bind(kind)
+            .bind(id)
+            .bind(not_before)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(Revocation { seq, target, expires_at })
+        }
+
+        async fn audit(
+            tx: &mut Tx<'_>,
+            now: UnixMs,
+            reason: Reason,
+            user_id: &str,
+            session_id: Option<&str>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)")
+                .bind(now)
+                .bind(reason.as_str())
+                .bind(user_id)
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_token(tx: &mut Tx<'_>, hash: &TokenHash, session_id: &str, generation: i64) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO refresh_tokens (hash, session_id, generation) VALUES ($1, $2, $3)")
+                .bind(&hash.0)
+                .bind(session_id)
+                .bind(generation)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
+                Ok(())
+            }
+
+            async fn create_user(&self, u: &UserRecord, now: UnixMs) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, scopes, disabled, not_before, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&u.id)
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(scope::join(&u.scopes))
+                .bind(u.disabled)
+                .bind(u.not_before)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+                let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                row.as_ref().map(user).transpose().map_err(classify)
+            }
+
+            async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+                let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                row.as_ref().map(user).transpose().map_err(classify)
+            }
+
+            async fn set_password_hash(&self, user_id: &str, phc: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(phc)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>> {
+                let row = sqlx::query("SELECT * FROM login_throttle WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                row.map(|r| -> Result<_, sqlx::Error> {
+                    Ok(throttle::Record {
+                        failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                        window_started_at: r.try_get("window_started_at")?,
+                        locked_until: r.try_get("locked_until")?,
+                        lockouts: u32::try_from(r.try_get::<i64, _>("lockouts")?).unwrap_or(u32::MAX),
+                    })
+                })
+                .transpose()
+                .map_err(classify)
+            }
+
+            async fn set_throttle(&self, username: &str, r: &throttle::Record) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO login_throttle (username, failures, window_started_at, locked_until, lockouts) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO UPDATE SET \
+                     failures = excluded.failures, window_started_at = excluded.window_started_at, \
+                     locked_until = excluded.locked_until, lockouts = excluded.lockouts",
+                )
+                .bind(username)
+                .bind(i64::from(r.failures))
+                .bind(r.window_started_at)
+                .bind(r.locked_until)
+                .bind(i64::from(r.lockouts))
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn clear_throttle(&self, username: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM login_throttle WHERE username = $1")
+                    .bind(username)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn create_session(&self, s: &SessionRecord, token_hash: &TokenHash) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, client_id, device, ip, scope, created_at, \
+                     last_used_at, idle_expires_at, absolute_expires_at, revoked_at, generation, \
+                     rotated_at, sealed_token) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, NULL, $12)",
+                )
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(&s.client_id)
+                .bind(&s.device)
+                .bind(&s.ip)
+                .bind(&s.scope)
+                .bind(s.created_at)
+                .bind(s.last_used_at)
+                .bind(s.idle_expires_at)
+                .bind(s.absolute_expires_at)
+                .bind(s.generation)
+                .bind(&s.sealed_token)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                insert_token(&mut tx, token_hash, &s.id, s.generation).await.map_err(classify)?;
+                tx.commit().await.map_err(classify)
+            }
+
+            async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS}, t.generation AS token_generation FROM refresh_tokens t \
+                     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&hash.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                row.map(|r| Ok((session(&r)?, r.try_get("token_generation")?)))
+                    .transpose()
+                    .map_err(classify)
+            }
+
+            async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                // The compare-and-swap: only the generation we judged, only while not revoked.
+                let swapped = sqlx::query(
+                    "UPDATE sessions SET generation = generation + 1, rotated_at = $1, last_used_at = $2, \
+                     idle_expires_at = $3, sealed_token = $4 \
+                     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL",
+                )
+                .bind(r.now)
+                .bind(r.now)
+                .bind(r.idle_expires_at)
+                .bind(&r.sealed_token)
+                .bind(&r.session_id)
+                .bind(r.expected_generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected()
+                    == 1;
+                if !swapped {
+                    return Ok(false);
+                }
+                insert_token(&mut tx, &r.token_hash, &r.session_id, r.expected_generation + 1)
+                    .await
+                    .map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(true)
+            }
+
+            async fn revoke_session(
+                &self,
+                session_id: &str,
+                now: UnixMs,
+                expires_at: UnixMs,
+                reason: Reason,
+            ) -> StoreResult<Option<Revocation>> {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                let user_id: Option<String> = sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
+                )
+                .bind(now)
+                .bind(session_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let Some(user_id) = user_id else {
+                    return Ok(None);
+                };
+                let target = RevocationTarget::Session(session_id.to_owned());
+                let event = append_event(&mut tx, target, now, expires_at).await.map_err(classify)?;
+                audit(&mut tx, now, reason, &user_id, Some(session_id)).await.map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(Some(event))
+            }
+
+            async fn revoke_jti(&self, jti: &str, now: UnixMs, expires_at: UnixMs) -> StoreResult<Revocation> {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                let event = append_event(&mut tx, RevocationTarget::Jti(jti.to_owned()), now, expires_at)
+                    .await
+                    .map_err(classify)?;
+                tx.commit().await.map_err(classify)?;
+                Ok(event)
+            }
+
+            async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                sqlx::query(
+                    "UPDATE users SET not_before = CASE WHEN not_before < $1 THEN $1 ELSE not_before END \
+                     WHERE id = $2",
+                )
+                .bind(r.not_before)
+                .bind(&r.user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let revoked: Vec<String> = sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(r.now)
+                .bind(&r.user_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+                let mut events = Vec::with_capacity(revoked.len() + 1);
+                for id in revoked {
+                    audit(&mut tx, r.now, r.reason, &r.user_id, Some(&id)).await.map_err(classify)?;
+                    let target = RevocationTarget::Session(id);
+                    events.push(append_event(&mut tx, target, r.now, r.expires_at).await.map_err(classify)?);
+                }
+                let cutoff = RevocationTarget::User { user_id: r.user_id.clone(), not_before: r.not_before };
+                events.push(append_event(&mut tx, cutoff, r.now, r.expires_at).await.map_err(classify)?);
+                tx.commit().await.map_err(classify)?;
+                Ok(events)
+            }
+
+            async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>> {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
+                     AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 ORDER BY s.created_at DESC"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                rows.iter().map(session).collect::<Result<_, _>>().map_err(classify)
+            }
+
+            async fn count_live_sessions(&self, now: UnixMs) -> StoreResult<i64> {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND idle_expires_at > $1 \
+                     AND absolute_expires_at > $1",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)
+            }
+
+            async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>> {
+                let rows = sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                rows.iter().map(revocation).collect::<Result<_, _>>().map_err(classify)
+            }
+
+            async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, sealed_private, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&k.kid)
+                .bind(&k.alg)
+                .bind(&k.sealed_private)
+                .bind(k.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+                Ok(())
+            }
+
+            async fn keys(&self) -> StoreResult<Vec<KeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(classify)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(KeyRecord {
+                            kid: r.try_get("kid")?,
+                            alg: r.try_get("alg")?,
+                            sealed_private: r.try_get("sealed_private")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(classify)
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
