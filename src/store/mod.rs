@@ -12,6 +12,7 @@ use crate::{
     domain::{UnixMs, family::FamilyState, throttle},
 };
 
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
@@ -193,14 +194,15 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self) -> StoreResult<Vec<KeyRecord>>;
 }
 
-/// Opens the store named by `url` (`sqlite://…`), creating and migrating it as needed.
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`), creating and migrating it as
+/// needed. The only place that looks at which backend runs.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
-    } else {
-        Err(StoreError::Other(format!(
-            "unsupported database URL scheme in {:?}: expected sqlite://",
-            url.split(':').next().unwrap_or_default()
-        )))
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::connect(url).await?)),
+        other => Err(StoreError::Other(format!(
+            "unsupported database URL scheme {other:?}: expected sqlite:// or postgres://"
+        ))),
     }
 }

@@ -20,8 +20,7 @@ async fn a_restart_on_the_same_data_directory_keeps_sessions_and_keys() {
     let app = spawn_app().await;
     let pair = app.alice().await;
     let jwks_before = app.service.keys().jwks_json().unwrap();
-    let dir = app.stop().await;
-    let app = spawn_app_in(dir, |_| {}).await;
+    let app = app.restart().await;
     assert_eq!(app.service.keys().jwks_json().unwrap(), jwks_before);
     assert!(app.introspect(&pair.access_token).await.active);
     let next = app.refresh(&pair.refresh_token).await.unwrap();
@@ -119,6 +118,11 @@ fn run(command: &mut Command, stdin: &str) -> String {
 async fn the_cli_manages_users_and_keys_beside_a_running_server() {
     let app = spawn_app().await;
     let dir = app.data_dir.path().to_owned();
+    let latchkey = |dir: &std::path::Path| {
+        let mut command = latchkey(dir);
+        command.env("LATCHKEY_DATABASE_URL", &app.database_url);
+        command
+    };
     let id = run(
         latchkey(&dir).args([
             "user",
