@@ -1,20 +1,22 @@
-//! Building the server and running it are two steps: `App::build` opens the store, prepares the
-//! service and binds both ports (port 0 picks a free one, and the bound addresses are reported), so
-//! tests and the CLI share the exact path production takes; `App::run` serves until shutdown.
+//! Building the server and running it are two steps. `App::build` binds both ports (port 0 picks a
+//! free one, and the bound addresses are reported), so tests and the CLI share the exact path
+//! production takes; `App::run` serves at once and opens the store in the background, retrying
+//! while it cannot be reached: meanwhile health says NOT_SERVING and calls fail STORE_UNAVAILABLE.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::{
     config::{Config, redact_url},
     crypto::seal::MasterKey,
     grpc, http,
-    service::{Clock, Service},
-    store,
+    service::{Clock, Service, ServiceCell, ServiceError},
+    store::{self, StoreError},
 };
 
 /// How often revocations made by other processes are picked up.
@@ -22,7 +24,10 @@ const REVOCATION_SYNC: Duration = Duration::from_millis(50);
 /// How often the signing keys are re-read (`keys rotate` reaches servers within this, well
 /// inside the 5 s promised).
 const KEY_SYNC: Duration = Duration::from_secs(1);
+/// How often the store is pinged for the health status, and opening it is retried.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
 const GAUGE_REFRESH: Duration = Duration::from_secs(15);
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// Opens the configured store and prepares the service, creating the data directory and the master
 /// key on first use.
@@ -53,8 +58,23 @@ pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
     Ok(Arc::new(service))
 }
 
+/// Whether opening failed only because the store cannot be reached (worth retrying).
+fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::Unavailable(_))
+        ) || matches!(
+            cause.downcast_ref::<ServiceError>(),
+            Some(ServiceError::StoreUnavailable(_))
+        )
+    })
+}
+
 pub struct App {
-    service: Arc<Service>,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    cell: Arc<ServiceCell>,
     grpc: TcpListener,
     http: TcpListener,
     pub grpc_addr: SocketAddr,
@@ -63,7 +83,6 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let service = open_service(config, clock).await?;
         let grpc = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
@@ -73,54 +92,119 @@ impl App {
         Ok(Self {
             grpc_addr: grpc.local_addr()?,
             http_addr: http.local_addr()?,
-            service,
+            config: config.clone(),
+            clock,
+            cell: Arc::new(ServiceCell::default()),
             grpc,
             http,
         })
     }
 
-    pub fn service(&self) -> Arc<Service> {
-        self.service.clone()
+    /// The service, once the store has been opened (see [`ServiceCell::wait`]).
+    pub fn service_cell(&self) -> Arc<ServiceCell> {
+        self.cell.clone()
     }
 
     /// Serves until `shutdown` completes: then health turns NOT_SERVING, in-flight calls finish,
-    /// and this returns.
+    /// and this returns. Fails early only if the store is reachable but unusable (a wrong master
+    /// key, a failed migration).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        grpc::set_serving(&reporter, true).await;
+        grpc::set_serving(&reporter, false).await;
         let metrics = crate::telemetry::metrics();
-        let mut background = JoinSet::new();
-        spawn_background(&mut background, self.service.clone(), metrics.clone());
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let announcer = reporter.clone();
         tokio::spawn(async move {
             shutdown.await;
             info!("shutting down: finishing in-flight calls");
-            grpc::set_serving(&announcer, false).await;
             let _ = stop_tx.send(true);
+            grpc::set_serving(&announcer, false).await;
         });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey serving");
-        let grpc_server = grpc::router(self.service.clone(), health, stop_rx.clone())?
+        let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc),
                 stopped(stop_rx.clone()),
             );
-        let http_server = axum::serve(self.http, http::router(self.service.clone(), metrics))
-            .with_graceful_shutdown(stopped(stop_rx));
-        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
-        background.abort_all();
-        grpc_result.context("gRPC server")?;
-        http_result.context("HTTP server")?;
+        let http_server = axum::serve(self.http, http::router(self.cell.clone(), metrics.clone()))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let servers = async {
+            let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+            grpc_result.context("gRPC server")?;
+            http_result.context("HTTP server")
+        };
+        let starter = start(
+            self.config,
+            self.clock,
+            self.cell,
+            reporter,
+            stop_rx,
+            metrics,
+        );
+        // `start` returns only on a fatal error; when the servers stop first, dropping it ends the
+        // background tasks it owns.
+        let result = tokio::select! {
+            served = servers => served,
+            failed = starter => Err(failed),
+        };
         info!("stopped");
-        Ok(())
+        result
+    }
+}
+
+/// Opens the service (retrying while the store is unreachable), then runs the background tasks.
+/// Returns only with a fatal error.
+async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    cell: Arc<ServiceCell>,
+    reporter: HealthReporter,
+    stop: watch::Receiver<bool>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Error {
+    let service = loop {
+        match open_service(&config, clock.clone()).await {
+            Ok(service) => break service,
+            Err(e) if unreachable(&e) => {
+                warn!(error = %format!("{e:#}"), "store unreachable; retrying");
+                tokio::time::sleep(HEALTH_CHECK).await;
+            }
+            Err(e) => return e,
+        }
+    };
+    if !*stop.borrow() {
+        grpc::set_serving(&reporter, true).await;
+    }
+    cell.set(service.clone());
+    info!("store reached: ready");
+    let mut tasks = JoinSet::new();
+    spawn_background(&mut tasks, service.clone(), metrics);
+    // Health follows the store: NOT_SERVING while it does not answer, and from shutdown on.
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(HEALTH_CHECK).await;
+        let ping = tokio::time::timeout(HEALTH_CHECK, service.store().ping()).await;
+        let healthy = matches!(ping, Ok(Ok(())));
+        if *stop.borrow() {
+            std::future::pending::<()>().await;
+        }
+        if serving != healthy {
+            if healthy {
+                info!("store reachable again: health SERVING");
+            } else {
+                warn!("store unreachable: health NOT_SERVING");
+            }
+            grpc::set_serving(&reporter, healthy).await;
+            serving = healthy;
+        }
     }
 }
 
@@ -144,6 +228,17 @@ fn spawn_background(
         async move {
             if let Err(e) = s.sync_keys().await {
                 warn!(error = %e, "signing key sync failed");
+            }
+        }
+    }));
+    let s = service.clone();
+    tasks.spawn(every(HOUSEKEEPING, move || {
+        let s = s.clone();
+        async move {
+            match s.housekeeping().await {
+                Ok(0) => {}
+                Ok(purged) => info!(purged, "housekeeping"),
+                Err(e) => warn!(error = %e, "housekeeping failed"),
             }
         }
     }));

@@ -29,13 +29,19 @@ CREATE TABLE sessions (
     sealed_token        BYTEA NOT NULL
 );
 CREATE INDEX sessions_by_user ON sessions (user_id, created_at);
+-- For housekeeping: sessions long expired or revoked are purged in batches.
+CREATE INDEX sessions_by_idle_expiry ON sessions (idle_expires_at);
+CREATE INDEX sessions_by_revocation ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
 
 CREATE TABLE refresh_tokens (
     hash       BYTEA PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-    generation BIGINT NOT NULL
+    generation BIGINT NOT NULL,
+    -- A token issued longer ago than the idle lifetime is spent or dead: purged after that.
+    issued_at  BIGINT NOT NULL
 );
 CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_by_issue ON refresh_tokens (issued_at);
 
 -- The revocation feed. `seq` is handed out by the one row of revocation_counter, whose row lock is
 -- held until the writing transaction commits: sequence numbers are therefore in commit order, and a
@@ -49,6 +55,7 @@ CREATE TABLE revocations (
     expires_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
+CREATE INDEX revocations_by_expiry ON revocations (expires_at);
 CREATE TABLE revocation_counter (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     seq BIGINT NOT NULL
@@ -62,6 +69,7 @@ CREATE TABLE audit_events (
     user_id    TEXT,
     session_id TEXT
 );
+CREATE INDEX audit_events_by_time ON audit_events (at);
 
 CREATE TABLE login_throttle (
     username          TEXT COLLATE "C" PRIMARY KEY,
@@ -70,6 +78,7 @@ CREATE TABLE login_throttle (
     locked_until      BIGINT NOT NULL,
     lockouts          BIGINT NOT NULL
 );
+CREATE INDEX login_throttle_by_window ON login_throttle (window_started_at);
 
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY,

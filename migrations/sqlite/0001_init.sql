@@ -34,14 +34,20 @@ CREATE TABLE sessions (
     sealed_token        BLOB NOT NULL
 );
 CREATE INDEX sessions_by_user ON sessions (user_id, created_at);
+-- For housekeeping: sessions long expired or revoked are purged in batches.
+CREATE INDEX sessions_by_idle_expiry ON sessions (idle_expires_at);
+CREATE INDEX sessions_by_revocation ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
 
 -- Every refresh token ever issued, by hash: a spent one presented again is recognised as reuse.
 CREATE TABLE refresh_tokens (
     hash       BLOB PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-    generation INTEGER NOT NULL
+    generation INTEGER NOT NULL,
+    -- A token issued longer ago than the idle lifetime is spent or dead: purged after that.
+    issued_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_by_issue ON refresh_tokens (issued_at);
 
 -- The revocation feed: one global order, resumable by seq. `seq` is handed out by the one row of
 -- revocation_counter inside the writing transaction (the same scheme as on PostgreSQL, where it keeps
@@ -57,6 +63,7 @@ CREATE TABLE revocations (
     expires_at INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );
+CREATE INDEX revocations_by_expiry ON revocations (expires_at);
 CREATE TABLE revocation_counter (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
@@ -70,6 +77,7 @@ CREATE TABLE audit_events (
     user_id    TEXT,
     session_id TEXT
 );
+CREATE INDEX audit_events_by_time ON audit_events (at);
 
 -- Failed-login bookkeeping per username, whether or not the user exists.
 CREATE TABLE login_throttle (
@@ -79,6 +87,7 @@ CREATE TABLE login_throttle (
     locked_until      INTEGER NOT NULL,
     lockouts          INTEGER NOT NULL
 );
+CREATE INDEX login_throttle_by_window ON login_throttle (window_started_at);
 
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY,

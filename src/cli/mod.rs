@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask the server at the configured gRPC address for its health: exit 0 when SERVING, 1
+    /// otherwise (for container health checks).
+    Healthcheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +98,7 @@ impl Cli {
                 let app = App::build(&config, clock).await?;
                 app.run(shutdown_signal()).await
             }
+            Command::Healthcheck => healthcheck(config.grpc_addr).await,
             Command::Migrate => {
                 store::connect(&config.database_url).await?;
                 println!("schema is up to date");
@@ -149,6 +153,42 @@ impl Cli {
             }
         }
     }
+}
+
+async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    // A server listening on every interface is asked on loopback.
+    let ip = if addr.ip().is_unspecified() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        addr.ip()
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!(
+        "http://{}",
+        std::net::SocketAddr::new(ip, addr.port())
+    ))?
+    .connect_timeout(std::time::Duration::from_secs(2))
+    .timeout(std::time::Duration::from_secs(3));
+    let mut client = HealthClient::new(
+        endpoint
+            .connect()
+            .await
+            .context("connecting to the gRPC port")?,
+    );
+    let status = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner()
+        .status();
+    println!("{}", status.as_str_name());
+    if status != ServingStatus::Serving {
+        bail!("not serving");
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -11,22 +11,27 @@ use super::{pb, status::to_status};
 use crate::{
     crypto::jwt::AccessClaims,
     domain::to_secs,
-    service::{Introspection, LoginInput, Service, TokenKind, TokenPair},
+    service::{Introspection, LoginInput, Service, ServiceCell, TokenKind, TokenPair},
     store::{Revocation, RevocationTarget},
 };
 
 pub struct AuthApi {
-    service: Arc<Service>,
+    cell: Arc<ServiceCell>,
     stopping: watch::Receiver<bool>,
 }
 
 impl AuthApi {
-    pub fn new(service: Arc<Service>, stopping: watch::Receiver<bool>) -> Self {
-        Self { service, stopping }
+    pub fn new(cell: Arc<ServiceCell>, stopping: watch::Receiver<bool>) -> Self {
+        Self { cell, stopping }
+    }
+
+    /// The service, or STORE_UNAVAILABLE while the store has not been reached at start-up.
+    fn service(&self) -> Result<&Arc<Service>, Status> {
+        self.cell.get().map_err(to_status)
     }
 
     fn caller(&self, metadata: &MetadataMap) -> Result<AccessClaims, Status> {
-        self.service
+        self.service()?
             .authenticate(bearer(metadata))
             .map_err(to_status)
     }
@@ -120,7 +125,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
             device: r.device,
             ip,
         };
-        let pair = self.service.login(input).await.map_err(to_status)?;
+        let pair = self.service()?.login(input).await.map_err(to_status)?;
         Ok(Response::new(token_response(pair)))
     }
 
@@ -129,7 +134,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
         let pair = self
-            .service
+            .service()?
             .refresh(&request.get_ref().refresh_token)
             .await
             .map_err(to_status)?;
@@ -140,7 +145,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        self.service
+        self.service()?
             .revoke(&request.get_ref().token)
             .await
             .map_err(to_status)?;
@@ -152,7 +157,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
         let found = self
-            .service
+            .service()?
             .introspect(&request.get_ref().token)
             .await
             .map_err(to_status)?;
@@ -165,7 +170,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
     ) -> Result<Response<pb::LogoutAllResponse>, Status> {
         let caller = self.caller(request.metadata())?;
         let revoked_sessions = self
-            .service
+            .service()?
             .logout_all(&caller, &request.get_ref().user_id)
             .await
             .map_err(to_status)?;
@@ -178,7 +183,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let caller = self.caller(request.metadata())?;
         let sessions = self
-            .service
+            .service()?
             .list_sessions(&caller)
             .await
             .map_err(to_status)?;
@@ -202,7 +207,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         _: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        let jwks = self.service.keys().jwks_json().map_err(to_status)?;
+        let jwks = self.service()?.keys().jwks_json().map_err(to_status)?;
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: jwks.to_string(),
         }))
@@ -217,7 +222,12 @@ impl pb::auth_service_server::AuthService for AuthApi {
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| Status::invalid_argument("after_seq is out of range"))?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(feed(self.service.clone(), after, tx, self.stopping.clone()));
+        tokio::spawn(feed(
+            self.service()?.clone(),
+            after,
+            tx,
+            self.stopping.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

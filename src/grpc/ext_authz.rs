@@ -12,17 +12,17 @@ use envoy_types::ext_authz::v3::{
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use crate::service::Service;
+use crate::service::ServiceCell;
 
 const HEADER_PREFIX: &str = "x-latchkey-";
 
 pub struct ExtAuthz {
-    service: Arc<Service>,
+    cell: Arc<ServiceCell>,
 }
 
 impl ExtAuthz {
-    pub fn new(service: Arc<Service>) -> Self {
-        Self { service }
+    pub fn new(cell: Arc<ServiceCell>) -> Self {
+        Self { cell }
     }
 }
 
@@ -57,7 +57,7 @@ impl Authorization for ExtAuthz {
         let token = headers
             .and_then(|h| h.get("authorization"))
             .and_then(|v| bearer(v));
-        let claims = match token.map(|t| self.service.active_access(t)) {
+        let claims = match token.map(|t| self.cell.get().and_then(|s| s.active_access(t))) {
             Some(Ok(Some(claims))) => claims,
             Some(Err(e)) => {
                 // Activity could not be established: fail closed.

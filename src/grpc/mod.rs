@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tonic::transport::{Server, server::Router};
 use tonic_health::server::HealthReporter;
 
-use crate::service::Service;
+use crate::service::ServiceCell;
 
 mod auth;
 mod ext_authz;
@@ -36,7 +36,7 @@ pub const AUTH_SERVICE_NAME: &str = "latchkey.v1.AuthService";
 /// `stopping` turns true at shutdown: open WatchRevocations streams then end, so that the graceful
 /// shutdown does not wait on them forever.
 pub fn router(
-    service: Arc<Service>,
+    cell: Arc<ServiceCell>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -53,11 +53,11 @@ pub fn router(
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     let auth =
-        pb::auth_service_server::AuthServiceServer::new(AuthApi::new(service.clone(), stopping))
+        pb::auth_service_server::AuthServiceServer::new(AuthApi::new(cell.clone(), stopping))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let ext_authz =
-        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(service))
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(cell))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     Ok(Server::builder()
         .timeout(Duration::from_secs(30))

@@ -12,25 +12,25 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::service::Service;
+use crate::service::ServiceCell;
 
 #[derive(Clone)]
 struct AppState {
-    service: Arc<Service>,
+    cell: Arc<ServiceCell>,
     metrics: PrometheusHandle,
 }
 
-pub fn router(service: Arc<Service>, metrics: PrometheusHandle) -> Router {
+pub fn router(cell: Arc<ServiceCell>, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .with_state(AppState { service, metrics })
+        .with_state(AppState { cell, metrics })
 }
 
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    match state.service.keys().jwks_json() {
+    match state.cell.get().and_then(|s| s.keys().jwks_json()) {
         Ok(json) => (
             StatusCode::OK,
             [
@@ -44,9 +44,15 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Ready while the store answers within a second.
+/// Ready once started and while the store answers within a second.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(1), state.service.store().ping()).await {
+    let Ok(service) = state.cell.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: store not reached yet\n",
+        );
+    };
+    match tokio::time::timeout(Duration::from_secs(1), service.store().ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
     }

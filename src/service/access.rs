@@ -80,6 +80,10 @@ impl Service {
         if RefreshToken::looks_like(token) {
             return self.introspect_refresh(token).await;
         }
+        // Introspect is the authoritative check: catch up with revocations made anywhere first.
+        self.revocations
+            .catch_up(self.store.as_ref(), self.clock.now())
+            .await?;
         let Some(claims) = self.active_access(token)? else {
             return Ok(None);
         };

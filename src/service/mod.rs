@@ -20,6 +20,7 @@ use crate::{
 };
 
 mod access;
+mod housekeeping;
 mod keys;
 mod login;
 mod refresh;
@@ -184,7 +185,7 @@ impl Service {
         keys.ensure_active(store.as_ref(), settings.signing_alg, clock.now())
             .await?;
         let revocations = RevocationCache::default();
-        revocations.sync(store.as_ref(), clock.now()).await?;
+        revocations.catch_up(store.as_ref(), clock.now()).await?;
         Ok(Self {
             store,
             clock,
@@ -224,7 +225,7 @@ impl Service {
     /// rotated by `latchkey keys rotate`. Called periodically by the server.
     pub async fn sync_revocations(&self) -> ServiceResult<()> {
         self.revocations
-            .sync(self.store.as_ref(), self.clock.now())
+            .catch_up(self.store.as_ref(), self.clock.now())
             .await
     }
 
@@ -250,5 +251,46 @@ impl Service {
                 self.clock.now(),
             )
             .await
+    }
+}
+
+/// The service as the edges hold it: empty until the store has been reached at start-up, and every
+/// call answers STORE_UNAVAILABLE until then.
+pub struct ServiceCell {
+    service: std::sync::OnceLock<Arc<Service>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ServiceCell {
+    fn default() -> Self {
+        Self {
+            service: std::sync::OnceLock::new(),
+            ready: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl ServiceCell {
+    pub fn get(&self) -> ServiceResult<&Arc<Service>> {
+        self.service.get().ok_or_else(|| {
+            ServiceError::StoreUnavailable("starting: the store has not been reached yet".into())
+        })
+    }
+
+    /// Fills the cell once; later calls change nothing.
+    pub fn set(&self, service: Arc<Service>) {
+        if self.service.set(service).is_ok() {
+            self.ready.send_replace(true);
+        }
+    }
+
+    /// Waits until the cell is filled.
+    pub async fn wait(&self) -> Arc<Service> {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+        self.service
+            .get()
+            .cloned()
+            .expect("filled before `ready` turned true")
     }
 }

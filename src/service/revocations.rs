@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -38,6 +41,11 @@ pub struct RevocationCache {
     state: RwLock<State>,
     /// The newest sequence number seen: WatchRevocations streams wait on it.
     latest: watch::Sender<i64>,
+    /// One sync at a time, guarding the outcome of the last one (see `catch_up`).
+    syncing: tokio::sync::Mutex<Result<(), String>>,
+    /// Syncs started, and the number of the last one completed.
+    started: AtomicU64,
+    completed: AtomicU64,
 }
 
 impl Default for RevocationCache {
@@ -45,6 +53,9 @@ impl Default for RevocationCache {
         Self {
             state: RwLock::new(State::default()),
             latest: watch::Sender::new(0),
+            syncing: tokio::sync::Mutex::new(Ok(())),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         }
     }
 }
@@ -89,8 +100,27 @@ impl RevocationCache {
         Ok(())
     }
 
+    /// Returns once the cache holds every event committed before this call began: a revocation
+    /// made through any replica is seen by the next call here. Concurrent callers share syncs: a
+    /// caller waits for one sync that started after it arrived, never for a queue of them; and if a
+    /// sync fails while it waits, it fails alike rather than trying again (the store is down).
+    pub async fn catch_up(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+        let started_before = self.started.load(Ordering::SeqCst);
+        let completed_before = self.completed.load(Ordering::SeqCst);
+        let mut outcome = self.syncing.lock().await;
+        let completed = self.completed.load(Ordering::SeqCst);
+        if completed > started_before || (completed > completed_before && outcome.is_err()) {
+            return outcome.clone().map_err(ServiceError::StoreUnavailable);
+        }
+        let ticket = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let result = self.sync(store, now).await;
+        *outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        self.completed.store(ticket, Ordering::SeqCst);
+        result
+    }
+
     /// Reads every event after the last one seen, then forgets expired ones.
-    pub async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+    async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
         loop {
             let after = self.state.read().map_err(poisoned)?.last_seq;
             let events = store.revocations_after(after, BATCH).await?;

@@ -13,7 +13,7 @@ use crate::{
 };
 
 pub mod postgres;
-mod sql;
+pub mod sql;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,22 @@ pub struct KeyRecord {
     pub created_at: UnixMs,
 }
 
+/// What housekeeping may delete: rows whose every use has passed. Each statement deletes at most
+/// `batch` rows, so no lock is held for long.
+#[derive(Debug, Clone, Copy)]
+pub struct Purge {
+    /// Sessions whose idle expiry or revocation is older than this (their tokens are all dead).
+    pub sessions_ended_before: UnixMs,
+    /// Refresh tokens issued before this (spent, or dead with their session).
+    pub tokens_issued_before: UnixMs,
+    /// Feed events past their `expires_at`.
+    pub events_expired_before: UnixMs,
+    /// Throttle records whose window and lock both ended before this.
+    pub throttle_idle_before: UnixMs,
+    pub audit_before: UnixMs,
+    pub batch: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does.
@@ -188,6 +204,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Feed events with `seq > after`, in order, at most `limit`.
     async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>>;
+
+    /// Deletes one batch of each kind of dead row; returns how many rows went.
+    async fn purge(&self, purge: &Purge) -> StoreResult<u64>;
 
     async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
     /// All signing keys, oldest first.

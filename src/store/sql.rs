@@ -2,6 +2,72 @@
 //! parameters, `RETURNING`, `ON CONFLICT`), so each backend module only opens its pool, classifies
 //! its errors and invokes [`sql_store!`] with its driver types.
 
+macro_rules! session_columns {
+    () => {
+        "s.id, s.user_id, s.client_id, s.device, s.ip, s.scope, s.created_at, s.last_used_at, \
+         s.idle_expires_at, s.absolute_expires_at, s.revoked_at, s.generation, s.rotated_at, \
+         s.sealed_token"
+    };
+}
+
+pub const USER_BY_NAME: &str = "SELECT * FROM users WHERE username = $1";
+pub const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
+pub const THROTTLE: &str = "SELECT * FROM login_throttle WHERE username = $1";
+pub const FIND_REFRESH: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    ", t.generation AS token_generation FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1"
+);
+/// The compare-and-swap: only the generation that was judged, only while not revoked.
+pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
+     last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
+     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL";
+pub const REVOKE_SESSION: &str =
+    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
+pub const REVOKE_USER_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id";
+pub const LIVE_SESSIONS: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
+     AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 ORDER BY s.created_at DESC"
+);
+pub const REVOCATIONS_AFTER: &str =
+    "SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
+pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
+     (SELECT id FROM sessions WHERE idle_expires_at < $1 LIMIT $2)";
+pub const PURGE_REVOKED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
+     (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)";
+pub const PURGE_TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
+     (SELECT hash FROM refresh_tokens WHERE issued_at < $1 LIMIT $2)";
+pub const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE seq IN \
+     (SELECT seq FROM revocations WHERE expires_at < $1 LIMIT $2)";
+pub const PURGE_THROTTLE: &str = "DELETE FROM login_throttle WHERE username IN \
+     (SELECT username FROM login_throttle WHERE window_started_at < $1 AND locked_until < $1 LIMIT $2)";
+pub const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE id IN \
+     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
+
+/// The queries on the request path and in housekeeping, by name: each must be an index lookup
+/// (a test checks their plans on both backends). Every one takes at most two parameters, the first
+/// a text or integer key, the second an integer.
+pub const HOT_QUERIES: &[(&str, &str)] = &[
+    ("user_by_name", USER_BY_NAME),
+    ("user_by_id", USER_BY_ID),
+    ("throttle", THROTTLE),
+    ("find_refresh", FIND_REFRESH),
+    ("revoke_session", REVOKE_SESSION),
+    ("revoke_user_sessions", REVOKE_USER_SESSIONS),
+    ("live_sessions", LIVE_SESSIONS),
+    ("revocations_after", REVOCATIONS_AFTER),
+    ("purge_expired_sessions", PURGE_EXPIRED_SESSIONS),
+    ("purge_revoked_sessions", PURGE_REVOKED_SESSIONS),
+    ("purge_tokens", PURGE_TOKENS),
+    ("purge_revocations", PURGE_REVOCATIONS),
+    ("purge_throttle", PURGE_THROTTLE),
+    ("purge_audit", PURGE_AUDIT),
+];
+
 /// Implements [`Store`](super::Store) for `$store` (a struct with a `pool: sqlx::Pool<$db>`), using
 /// the `classify(sqlx::Error) -> StoreError` function in scope where it is invoked.
 macro_rules! sql_store {
@@ -13,16 +79,18 @@ macro_rules! sql_store {
             crypto::refresh::TokenHash,
             domain::{UnixMs, scope, throttle},
             store::{
-                KeyRecord, Reason, Revocation, RevocationTarget, Rotation, SessionRecord, Store,
-                StoreResult, UserRecord, UserRevocation,
+                KeyRecord, Purge, Reason, Revocation, RevocationTarget, Rotation, SessionRecord,
+                Store, StoreResult, UserRecord, UserRevocation,
             },
         };
 
         type Tx<'a> = sqlx::Transaction<'a, $db>;
 
-        const SESSION_COLUMNS: &str = "s.id, s.user_id, s.client_id, s.device, s.ip, s.scope, \
-            s.created_at, s.last_used_at, s.idle_expires_at, s.absolute_expires_at, s.revoked_at, \
-            s.generation, s.rotated_at, s.sealed_token";
+        use $crate::store::sql::{
+            FIND_REFRESH, LIVE_SESSIONS, PURGE_AUDIT, PURGE_EXPIRED_SESSIONS, PURGE_REVOCATIONS,
+            PURGE_REVOKED_SESSIONS, PURGE_THROTTLE, PURGE_TOKENS, REVOCATIONS_AFTER, REVOKE_SESSION,
+            REVOKE_USER_SESSIONS, ROTATE, THROTTLE, USER_BY_ID, USER_BY_NAME,
+        };
 
         fn session(row: &$row) -> Result<SessionRecord, sqlx::Error> {
             Ok(SessionRecord {
@@ -113,11 +181,20 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        async fn insert_token(tx: &mut Tx<'_>, hash: &TokenHash, session_id: &str, generation: i64) -> Result<(), sqlx::Error> {
-            sqlx::query("INSERT INTO refresh_tokens (hash, session_id, generation) VALUES ($1, $2, $3)")
+        async fn insert_token(
+            tx: &mut Tx<'_>,
+            hash: &TokenHash,
+            session_id: &str,
+            generation: i64,
+            issued_at: UnixMs,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) VALUES ($1, $2, $3, $4)",
+            )
                 .bind(&hash.0)
                 .bind(session_id)
                 .bind(generation)
+                .bind(issued_at)
                 .execute(&mut **tx)
                 .await?;
             Ok(())
@@ -149,7 +226,7 @@ macro_rules! sql_store {
             }
 
             async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-                let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+                let row = sqlx::query(USER_BY_NAME)
                     .bind(username)
                     .fetch_optional(&self.pool)
                     .await
@@ -158,7 +235,7 @@ macro_rules! sql_store {
             }
 
             async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
-                let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+                let row = sqlx::query(USER_BY_ID)
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await
@@ -187,7 +264,7 @@ macro_rules! sql_store {
             }
 
             async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>> {
-                let row = sqlx::query("SELECT * FROM login_throttle WHERE username = $1")
+                let row = sqlx::query(THROTTLE)
                     .bind(username)
                     .fetch_optional(&self.pool)
                     .await
@@ -254,16 +331,12 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
-                insert_token(&mut tx, token_hash, &s.id, s.generation).await.map_err(classify)?;
+                insert_token(&mut tx, token_hash, &s.id, s.generation, s.created_at).await.map_err(classify)?;
                 tx.commit().await.map_err(classify)
             }
 
             async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
-                let sql = format!(
-                    "SELECT {SESSION_COLUMNS}, t.generation AS token_generation FROM refresh_tokens t \
-                     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1"
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let row = sqlx::query(FIND_REFRESH)
                     .bind(&hash.0)
                     .fetch_optional(&self.pool)
                     .await
@@ -275,12 +348,7 @@ macro_rules! sql_store {
 
             async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await.map_err(classify)?;
-                // The compare-and-swap: only the generation we judged, only while not revoked.
-                let swapped = sqlx::query(
-                    "UPDATE sessions SET generation = generation + 1, rotated_at = $1, last_used_at = $2, \
-                     idle_expires_at = $3, sealed_token = $4 \
-                     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL",
-                )
+                let swapped = sqlx::query(ROTATE)
                 .bind(r.now)
                 .bind(r.now)
                 .bind(r.idle_expires_at)
@@ -295,7 +363,7 @@ macro_rules! sql_store {
                 if !swapped {
                     return Ok(false);
                 }
-                insert_token(&mut tx, &r.token_hash, &r.session_id, r.expected_generation + 1)
+                insert_token(&mut tx, &r.token_hash, &r.session_id, r.expected_generation + 1, r.now)
                     .await
                     .map_err(classify)?;
                 tx.commit().await.map_err(classify)?;
@@ -310,9 +378,7 @@ macro_rules! sql_store {
                 reason: Reason,
             ) -> StoreResult<Option<Revocation>> {
                 let mut tx = self.pool.begin().await.map_err(classify)?;
-                let user_id: Option<String> = sqlx::query_scalar(
-                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
-                )
+                let user_id: Option<String> = sqlx::query_scalar(REVOKE_SESSION)
                 .bind(now)
                 .bind(session_id)
                 .fetch_optional(&mut *tx)
@@ -348,9 +414,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?;
-                let revoked: Vec<String> = sqlx::query_scalar(
-                    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
-                )
+                let revoked: Vec<String> = sqlx::query_scalar(REVOKE_USER_SESSIONS)
                 .bind(r.now)
                 .bind(&r.user_id)
                 .fetch_all(&mut *tx)
@@ -369,11 +433,7 @@ macro_rules! sql_store {
             }
 
             async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>> {
-                let sql = format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
-                     AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 ORDER BY s.created_at DESC"
-                );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let rows = sqlx::query(LIVE_SESSIONS)
                     .bind(user_id)
                     .bind(now)
                     .fetch_all(&self.pool)
@@ -394,13 +454,34 @@ macro_rules! sql_store {
             }
 
             async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>> {
-                let rows = sqlx::query("SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+                let rows = sqlx::query(REVOCATIONS_AFTER)
                     .bind(after)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(classify)?;
                 rows.iter().map(revocation).collect::<Result<_, _>>().map_err(classify)
+            }
+
+            async fn purge(&self, p: &Purge) -> StoreResult<u64> {
+                let mut deleted = 0;
+                for (sql, before) in [
+                    (PURGE_EXPIRED_SESSIONS, p.sessions_ended_before),
+                    (PURGE_REVOKED_SESSIONS, p.sessions_ended_before),
+                    (PURGE_TOKENS, p.tokens_issued_before),
+                    (PURGE_REVOCATIONS, p.events_expired_before),
+                    (PURGE_THROTTLE, p.throttle_idle_before),
+                    (PURGE_AUDIT, p.audit_before),
+                ] {
+                    deleted += sqlx::query(sql)
+                        .bind(before)
+                        .bind(p.batch)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(classify)?
+                        .rows_affected();
+                }
+                Ok(deleted)
             }
 
             async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {

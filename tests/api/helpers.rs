@@ -95,11 +95,14 @@ pub async fn spawn_app_in(data_dir: TempDir, tweak: impl FnOnce(&mut ConfigArgs)
     let app = App::build(&config, clock.clone())
         .await
         .expect("app builds");
-    let (grpc_addr, http_addr, service) = (app.grpc_addr, app.http_addr, app.service());
+    let (grpc_addr, http_addr, cell) = (app.grpc_addr, app.http_addr, app.service_cell());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
+    let service = tokio::time::timeout(std::time::Duration::from_secs(30), cell.wait())
+        .await
+        .expect("the server reaches its store");
     let client = AuthServiceClient::connect(format!("http://{grpc_addr}"))
         .await
         .expect("client connects");

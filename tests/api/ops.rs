@@ -176,23 +176,35 @@ async fn the_cli_manages_users_and_keys_beside_a_running_server() {
     assert_eq!(signed_with, kid.trim());
 }
 
+/// Kills the child on drop, so a failing test leaves no server behind.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = latchkey(dir.path())
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = Reaper(
+        latchkey(dir.path())
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut lines = stderr.lines();
-    let serving = lines
+    let ready = lines
         .by_ref()
         .map_while(Result::ok)
-        .any(|line| line.contains("latchkey serving"));
-    assert!(serving, "the server announces it is serving");
+        .any(|line| line.contains("ready"));
+    assert!(ready, "the server announces it is ready");
     assert!(dir.path().join("latchkey.db").exists() && dir.path().join("master.key").exists());
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -200,7 +212,7 @@ fn serve_stops_cleanly_on_sigterm() {
             .unwrap()
             .success()
     );
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
 
@@ -219,4 +231,31 @@ async fn shutdown_ends_open_revocation_streams_instead_of_waiting_on_them() {
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
     assert!(stopped.is_ok(), "the server stopped with a stream open");
     assert!(stream.next().await.is_none_or(|item| item.is_err()));
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_reports_a_serving_server_and_fails_otherwise() {
+    let app = spawn_app().await;
+    let check = |addr: String| {
+        let dir = app.data_dir.path().to_owned();
+        async move {
+            let mut command = latchkey(&dir);
+            command.env("LATCHKEY_GRPC_ADDR", addr).arg("healthcheck");
+            tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let up = check(app.grpc_addr.to_string()).await;
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&up.stdout).trim(), "SERVING");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert!(!check(closed.to_string()).await.status.success());
 }
