@@ -1,0 +1,430 @@
+//! The store conformance suite: one story per guarantee the service relies on, run against every
+//! backend (SQLite in a temp dir, PostgreSQL in a fresh database). Plus the query plans: every hot
+//! query is an index lookup on both.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use latchkey::{
+    crypto::refresh::{RefreshToken, TokenHash},
+    domain::throttle,
+    store::{
+        self, KeyRecord, Purge, Reason, RevocationTarget, Rotation, SessionRecord, Store,
+        StoreError, UserRecord, UserRevocation,
+    },
+};
+
+use crate::helpers::fresh_postgres_database;
+
+const T0: i64 = 1_700_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+async fn sqlite_url() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (format!("sqlite://{}/store.db", dir.path().display()), dir)
+}
+
+fn user(id: &str, name: &str) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        username: name.into(),
+        password_hash: "$argon2id$…".into(),
+        scopes: vec!["read".into()],
+        disabled: false,
+        not_before: 0,
+    }
+}
+
+fn session(id: &str, user_id: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        client_id: "default".into(),
+        device: "d".into(),
+        ip: "127.0.0.1".into(),
+        scope: "read".into(),
+        created_at: T0,
+        last_used_at: T0,
+        idle_expires_at: T0 + 14 * 24 * HOUR,
+        absolute_expires_at: T0 + 30 * 24 * HOUR,
+        revoked_at: None,
+        generation: 1,
+        rotated_at: None,
+        sealed_token: vec![1, 2, 3],
+    }
+}
+
+fn hash() -> TokenHash {
+    RefreshToken::generate().unwrap().hash()
+}
+
+fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -> Rotation {
+    Rotation {
+        session_id: session_id.into(),
+        expected_generation,
+        token_hash,
+        sealed_token: vec![9],
+        now: T0 + 1000,
+        idle_expires_at: T0 + 15 * 24 * HOUR,
+    }
+}
+
+/// A user `u1` with one session `s1` whose first token is returned.
+async fn seeded(store: &dyn Store) -> TokenHash {
+    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    let first = hash();
+    store
+        .create_session(&session("s1", "u1"), &first)
+        .await
+        .unwrap();
+    first
+}
+
+async fn usernames_are_unique_exactly_as_given(store: Arc<dyn Store>) {
+    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    assert!(matches!(
+        store.create_user(&user("u2", "alice"), T0).await,
+        Err(StoreError::Conflict)
+    ));
+    store.create_user(&user("u3", "Alice"), T0).await.unwrap();
+    assert_eq!(store.user_by_name("alice").await.unwrap().unwrap().id, "u1");
+    assert_eq!(
+        store.user_by_id("u3").await.unwrap().unwrap().username,
+        "Alice"
+    );
+    assert_eq!(store.user_by_name("ALICE").await.unwrap(), None);
+}
+
+async fn rotation_is_a_compare_and_swap_on_the_generation(store: Arc<dyn Store>) {
+    let first = seeded(store.as_ref()).await;
+    let second = hash();
+    assert!(
+        store
+            .rotate(&rotation("s1", 1, second.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.rotate(&rotation("s1", 1, hash())).await.unwrap(),
+        "the same generation swaps once"
+    );
+    let (s, generation) = store.find_refresh(&second).await.unwrap().unwrap();
+    assert_eq!(
+        (generation, s.generation, s.rotated_at, s.sealed_token),
+        (2, 2, Some(T0 + 1000), vec![9])
+    );
+    let (s, generation) = store.find_refresh(&first).await.unwrap().unwrap();
+    assert_eq!((generation, s.generation), (1, 2));
+    assert_eq!(store.find_refresh(&hash()).await.unwrap(), None);
+}
+
+async fn of_concurrent_swaps_of_one_generation_exactly_one_wins(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    let swaps = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.rotate(&rotation("s1", 1, hash())).await.unwrap() })
+    });
+    let won = join_all(swaps)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+}
+
+async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    let event = store
+        .revoke_session("s1", T0 + 5, T0 + HOUR, Reason::Revoke)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.target, RevocationTarget::Session("s1".into()));
+    assert_eq!(
+        store
+            .revoke_session("s1", T0 + 6, T0 + HOUR, Reason::Revoke)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store.rotate(&rotation("s1", 1, hash())).await.unwrap());
+}
+
+async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    store
+        .create_session(&session("s2", "u1"), &hash())
+        .await
+        .unwrap();
+    store
+        .create_session(&session("s3", "u1"), &hash())
+        .await
+        .unwrap();
+    store
+        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
+        .await
+        .unwrap();
+    let revocation = |not_before| UserRevocation {
+        user_id: "u1".into(),
+        now: T0 + 10,
+        not_before,
+        expires_at: T0 + HOUR,
+        reason: Reason::LogoutAll,
+    };
+    let events = store.revoke_user(&revocation(T0)).await.unwrap();
+    assert_eq!(events.len(), 3, "two live sessions and the cutoff");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        events[2].target,
+        RevocationTarget::User {
+            user_id: "u1".into(),
+            not_before: T0
+        }
+    );
+    store.revoke_user(&revocation(T0 - 5000)).await.unwrap();
+    assert_eq!(
+        store.user_by_id("u1").await.unwrap().unwrap().not_before,
+        T0
+    );
+    assert!(store.live_sessions("u1", T0 + 20).await.unwrap().is_empty());
+}
+
+async fn the_feed_reads_in_order_by_pages(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        store
+            .revoke_jti(&format!("j{i}"), T0, T0 + HOUR)
+            .await
+            .unwrap();
+    }
+    let first = store.revocations_after(0, 3).await.unwrap();
+    let rest = store.revocations_after(first[2].seq, 3).await.unwrap();
+    let targets: Vec<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|e| e.target.clone())
+        .collect();
+    let expected: Vec<_> = (0..5)
+        .map(|i| RevocationTarget::Jti(format!("j{i}")))
+        .collect();
+    assert_eq!(targets, expected);
+}
+
+async fn live_sessions_leave_out_revoked_and_expired_ones(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    let mut idle = session("s2", "u1");
+    idle.idle_expires_at = T0 + HOUR;
+    store.create_session(&idle, &hash()).await.unwrap();
+    store
+        .create_session(&session("s3", "u1"), &hash())
+        .await
+        .unwrap();
+    store
+        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
+        .await
+        .unwrap();
+    let ids = |sessions: Vec<SessionRecord>| sessions.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.live_sessions("u1", T0 + HOUR - 1).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        ids(store.live_sessions("u1", T0 + HOUR).await.unwrap()),
+        ["s1"]
+    );
+    assert_eq!(store.count_live_sessions(T0 + HOUR).await.unwrap(), 1);
+}
+
+async fn throttle_records_round_trip_and_clear(store: Arc<dyn Store>) {
+    let record = throttle::Record {
+        failures: 3,
+        window_started_at: T0,
+        locked_until: T0 + 30_000,
+        lockouts: 2,
+    };
+    store.set_throttle("nobody", &record).await.unwrap();
+    store.set_throttle("nobody", &record).await.unwrap();
+    assert_eq!(store.throttle("nobody").await.unwrap(), Some(record));
+    store.clear_throttle("nobody").await.unwrap();
+    assert_eq!(store.throttle("nobody").await.unwrap(), None);
+}
+
+async fn keys_come_back_oldest_first(store: Arc<dyn Store>) {
+    for (kid, at) in [("b", T0 + 1), ("a", T0 + 2)] {
+        let key = KeyRecord {
+            kid: kid.into(),
+            alg: "EdDSA".into(),
+            sealed_private: vec![7],
+            created_at: at,
+        };
+        store.insert_key(&key).await.unwrap();
+    }
+    let kids: Vec<_> = store
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["b", "a"]);
+}
+
+async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
+    let live_token = seeded(store.as_ref()).await;
+    let mut ended = session("s2", "u1");
+    ended.idle_expires_at = T0 + HOUR;
+    let ended_token = hash();
+    store.create_session(&ended, &ended_token).await.unwrap();
+    store.revoke_jti("old", T0, T0 + HOUR).await.unwrap();
+    store.revoke_jti("new", T0, T0 + 10 * HOUR).await.unwrap();
+    let purge = Purge {
+        sessions_ended_before: T0 + 2 * HOUR,
+        tokens_issued_before: T0 - 1,
+        events_expired_before: T0 + 2 * HOUR,
+        throttle_idle_before: T0,
+        audit_before: T0,
+        batch: 1,
+    };
+    let mut deleted = 0;
+    loop {
+        let n = store.purge(&purge).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    assert_eq!(
+        deleted, 2,
+        "one session (its token goes with it) and one event"
+    );
+    assert_eq!(store.find_refresh(&ended_token).await.unwrap(), None);
+    assert!(store.find_refresh(&live_token).await.unwrap().is_some());
+    let kept: Vec<_> = store
+        .revocations_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.target)
+        .collect();
+    assert_eq!(kept, [RevocationTarget::Jti("new".into())]);
+}
+
+/// Runs each story on both backends, as `sqlite::<story>` and `postgres::<story>`.
+macro_rules! conformance {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $story() {
+                    let (url, _dir) = super::sqlite_url().await;
+                    super::$story(latchkey::store::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $story() {
+                    let url = crate::helpers::fresh_postgres_database().await;
+                    super::$story(latchkey::store::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    usernames_are_unique_exactly_as_given,
+    rotation_is_a_compare_and_swap_on_the_generation,
+    of_concurrent_swaps_of_one_generation_exactly_one_wins,
+    a_revoked_session_never_rotates_and_is_revoked_once,
+    revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff,
+    the_feed_reads_in_order_by_pages,
+    live_sessions_leave_out_revoked_and_expired_ones,
+    throttle_records_round_trip_and_clear,
+    keys_come_back_oldest_first,
+    housekeeping_deletes_only_dead_rows,
+);
+
+/// Parameters to plan each hot query with (their types matter to PostgreSQL).
+enum Param {
+    Text,
+    Int,
+    Bytes,
+}
+
+fn params(query: &str) -> Vec<Param> {
+    use Param::*;
+    match query {
+        "user_by_name" | "user_by_id" | "throttle" => vec![Text],
+        "find_refresh" => vec![Bytes],
+        "revoke_session" | "revoke_user_sessions" => vec![Int, Text],
+        "live_sessions" => vec![Text, Int],
+        "revocations_after" => vec![Int, Int],
+        name if name.starts_with("purge_") => vec![Int, Int],
+        other => panic!("add the parameters of hot query {other} here"),
+    }
+}
+
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut q = $query;
+        for p in $params {
+            q = match p {
+                Param::Text => q.bind("x"),
+                Param::Int => q.bind(1_i64),
+                Param::Bytes => q.bind(vec![0_u8; 32]),
+            };
+        }
+        q
+    }};
+}
+
+#[tokio::test]
+async fn every_hot_query_is_an_index_lookup_on_sqlite() {
+    let (url, _dir) = sqlite_url().await;
+    store::connect(&url).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for (name, sql) in store::sql::HOT_QUERIES {
+        let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        let rows = bind_all!(explain, params(name))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+            .collect();
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN ")),
+            "{name} scans a table: {plan:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_hot_query_is_an_index_lookup_on_postgres() {
+    use sqlx::Connection;
+    let url = fresh_postgres_database().await;
+    store::connect(&url).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // On empty tables a sequential scan is cheapest; forbid it to see whether an index exists.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (name, sql) in store::sql::HOT_QUERIES {
+        let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
+        let rows = bind_all!(explain, params(name))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, 0))
+            .collect();
+        assert!(
+            !plan.iter().any(|step| step.contains("Seq Scan")),
+            "{name} scans a table: {plan:#?}"
+        );
+    }
+}
