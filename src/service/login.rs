@@ -49,9 +49,7 @@ impl Service {
         let user = match user {
             Some(user) if matches => user,
             _ => {
-                let failed =
-                    throttle::fail(&record.unwrap_or_default(), now, &self.settings.throttle);
-                self.store.set_throttle(username.as_str(), &failed).await?;
+                self.count_failure(&username, record, now).await?;
                 metrics::counter!("latchkey_login_failures_total").increment(1);
                 return Err(ServiceError::InvalidCredentials);
             }
@@ -68,6 +66,27 @@ impl Service {
             .await?;
         info!(user_id = %user.id, session_id = %pair.session_id, "session opened");
         Ok(pair)
+    }
+
+    /// Records a failed login; a lost race with another failure re-reads and counts again.
+    async fn count_failure(
+        &self,
+        username: &Username,
+        mut record: Option<throttle::Record>,
+        now: UnixMs,
+    ) -> ServiceResult<()> {
+        for _ in 0..8 {
+            let failed = throttle::fail(&record.unwrap_or_default(), now, &self.settings.throttle);
+            if self
+                .store
+                .swap_throttle(username.as_str(), record.as_ref(), &failed)
+                .await?
+            {
+                return Ok(());
+            }
+            record = self.store.throttle(username.as_str()).await?;
+        }
+        Err(ServiceError::Overloaded)
     }
 
     async fn open_session(

@@ -167,7 +167,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()>;
 
     async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>>;
-    async fn set_throttle(&self, username: &str, record: &throttle::Record) -> StoreResult<()>;
+    /// Replaces the throttle record if it still is `expected` (`None`: there is none), so that
+    /// concurrent failures on any number of replicas are all counted. `false` when it changed.
+    async fn swap_throttle(
+        &self,
+        username: &str,
+        expected: Option<&throttle::Record>,
+        record: &throttle::Record,
+    ) -> StoreResult<bool>;
     async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
 
     /// Stores a new session with its first refresh token (generation 1).

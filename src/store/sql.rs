@@ -281,22 +281,38 @@ macro_rules! sql_store {
                 .map_err(classify)
             }
 
-            async fn set_throttle(&self, username: &str, r: &throttle::Record) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO login_throttle (username, failures, window_started_at, locked_until, lockouts) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO UPDATE SET \
-                     failures = excluded.failures, window_started_at = excluded.window_started_at, \
-                     locked_until = excluded.locked_until, lockouts = excluded.lockouts",
-                )
-                .bind(username)
-                .bind(i64::from(r.failures))
-                .bind(r.window_started_at)
-                .bind(r.locked_until)
-                .bind(i64::from(r.lockouts))
-                .execute(&self.pool)
-                .await
-                .map_err(classify)?;
-                Ok(())
+            async fn swap_throttle(
+                &self,
+                username: &str,
+                expected: Option<&throttle::Record>,
+                r: &throttle::Record,
+            ) -> StoreResult<bool> {
+                let query = match expected {
+                    None => sqlx::query(
+                        "INSERT INTO login_throttle (failures, window_started_at, locked_until, lockouts, username) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+                    ),
+                    Some(_) => sqlx::query(
+                        "UPDATE login_throttle SET failures = $1, window_started_at = $2, locked_until = $3, \
+                         lockouts = $4 WHERE username = $5 AND failures = $6 AND window_started_at = $7 \
+                         AND locked_until = $8 AND lockouts = $9",
+                    ),
+                };
+                let mut query = query
+                    .bind(i64::from(r.failures))
+                    .bind(r.window_started_at)
+                    .bind(r.locked_until)
+                    .bind(i64::from(r.lockouts))
+                    .bind(username);
+                if let Some(old) = expected {
+                    query = query
+                        .bind(i64::from(old.failures))
+                        .bind(old.window_started_at)
+                        .bind(old.locked_until)
+                        .bind(i64::from(old.lockouts));
+                }
+                let swapped = query.execute(&self.pool).await.map_err(classify)?.rows_affected() == 1;
+                Ok(swapped)
             }
 
             async fn clear_throttle(&self, username: &str) -> StoreResult<()> {

@@ -234,16 +234,36 @@ async fn live_sessions_leave_out_revoked_and_expired_ones(store: Arc<dyn Store>)
     assert_eq!(store.count_live_sessions(T0 + HOUR).await.unwrap(), 1);
 }
 
-async fn throttle_records_round_trip_and_clear(store: Arc<dyn Store>) {
+async fn throttle_records_swap_only_from_what_was_read(store: Arc<dyn Store>) {
     let record = throttle::Record {
         failures: 3,
         window_started_at: T0,
         locked_until: T0 + 30_000,
         lockouts: 2,
     };
-    store.set_throttle("nobody", &record).await.unwrap();
-    store.set_throttle("nobody", &record).await.unwrap();
-    assert_eq!(store.throttle("nobody").await.unwrap(), Some(record));
+    assert!(store.swap_throttle("nobody", None, &record).await.unwrap());
+    assert!(
+        !store.swap_throttle("nobody", None, &record).await.unwrap(),
+        "already there"
+    );
+    let next = throttle::Record {
+        failures: 4,
+        ..record
+    };
+    assert!(
+        store
+            .swap_throttle("nobody", Some(&record), &next)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .swap_throttle("nobody", Some(&record), &next)
+            .await
+            .unwrap(),
+        "no longer what was read"
+    );
+    assert_eq!(store.throttle("nobody").await.unwrap(), Some(next));
     store.clear_throttle("nobody").await.unwrap();
     assert_eq!(store.throttle("nobody").await.unwrap(), None);
 }
@@ -340,7 +360,7 @@ conformance!(
     revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff,
     the_feed_reads_in_order_by_pages,
     live_sessions_leave_out_revoked_and_expired_ones,
-    throttle_records_round_trip_and_clear,
+    throttle_records_swap_only_from_what_was_read,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
 );

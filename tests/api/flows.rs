@@ -301,3 +301,17 @@ async fn logins_beyond_the_hashing_queue_are_turned_away_as_overloaded() {
         "the admitted ones succeed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_are_all_counted() {
+    let app = spawn_app().await;
+    app.add_user("alice", "correct horse", &[]).await;
+    let failures = join_all((0..10).map(|_| app.try_login("alice", "wrong"))).await;
+    assert!(
+        failures
+            .iter()
+            .all(|r| reason(r.as_ref().unwrap_err()) == "INVALID_CREDENTIALS")
+    );
+    let status = app.try_login("alice", "correct horse").await.unwrap_err();
+    assert_eq!(reason(&status), "TOO_MANY_ATTEMPTS");
+}
