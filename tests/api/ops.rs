@@ -259,3 +259,29 @@ async fn the_healthcheck_command_reports_a_serving_server_and_fails_otherwise() 
         .unwrap();
     assert!(!check(closed.to_string()).await.status.success());
 }
+
+#[tokio::test]
+async fn a_server_with_another_master_key_refuses_to_start_and_says_why() {
+    let app = spawn_app().await;
+    app.alice().await;
+    let url = app.database_url.clone();
+    let dir = app.stop().await;
+    let mut args = test_args(&dir);
+    args.database_url = Some(url);
+    args.master_key = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
+    let config = latchkey::config::Config::resolve(args).unwrap();
+    let clock = std::sync::Arc::new(latchkey::service::SystemClock);
+    let server = latchkey::app::App::build(&config, clock).await.unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        server.run(std::future::pending()),
+    )
+    .await;
+    let error = outcome
+        .expect("it stops by itself")
+        .expect_err("it refuses to run");
+    assert!(
+        format!("{error:#}").contains("wrong master key"),
+        "{error:#}"
+    );
+}
