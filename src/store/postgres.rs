@@ -2,28 +2,17 @@
 //! statements as SQLite (see `sql.rs`); atomicity comes from row locks: rotation is a conditional
 //! UPDATE on the session's generation, and revocation numbers come from one counter row.
 
-use std::{borrow::Cow, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
-use sqlx::{
-    SqlSafeStr,
-    migrate::{Migration, MigrationType, Migrator},
-    postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+
+use super::{
+    StoreError,
+    sql::{migrator, sql_store},
 };
-
-use super::{StoreError, sql::sql_store};
 
 pub struct PgStore {
     pool: PgPool,
-}
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
 }
 
 fn classify(e: sqlx::Error) -> StoreError {
@@ -50,7 +39,9 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
-            .application_name("latchkey");
+            .application_name("latchkey")
+            // No call waits on a stuck statement or lock for longer than this.
+            .options([("statement_timeout", "5s")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // Fail fast when the database is gone: callers get STORE_UNAVAILABLE within seconds.
@@ -60,7 +51,7 @@ impl PgStore {
             .map_err(classify)?;
         // Replicas starting together must not race to create the schema: the migrator takes an
         // advisory lock while it runs.
-        migrator()
+        migrator(include_str!("../../migrations/postgres/0001_init.sql"))
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;

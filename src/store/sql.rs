@@ -68,6 +68,22 @@ pub const HOT_QUERIES: &[(&str, &str)] = &[
     ("purge_audit", PURGE_AUDIT),
 ];
 
+/// The schema, from the backend's `migrations/<backend>/0001_init.sql`, embedded in the binary (the
+/// runtime `Migrator` rather than the `migrate!` macro, which would compile the drivers twice).
+pub(super) fn migrator(init: &'static str) -> sqlx::migrate::Migrator {
+    use sqlx::{
+        SqlSafeStr,
+        migrate::{Migration, MigrationType, Migrator},
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        std::borrow::Cow::Borrowed("init"),
+        MigrationType::Simple,
+        init.into_sql_str(),
+        false,
+    )])
+}
+
 /// Implements [`Store`](super::Store) for `$store` (a struct with a `pool: sqlx::Pool<$db>`), using
 /// the `classify(sqlx::Error) -> StoreError` function in scope where it is invoked.
 macro_rules! sql_store {

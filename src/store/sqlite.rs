@@ -2,31 +2,20 @@
 //! timeout waits for it), so several processes may share the file: the CLI beside a running server,
 //! or two servers on one machine. `synchronous = FULL`: an acknowledged write survives power loss.
 
-use std::{borrow::Cow, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
-use sqlx::{
-    SqlSafeStr,
-    migrate::{Migration, MigrationType, Migrator},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-        SqliteSynchronous,
-    },
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 
-use super::{StoreError, sql::sql_store};
+use super::{
+    StoreError,
+    sql::{migrator, sql_store},
+};
 
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
 }
 
 fn classify(e: sqlx::Error) -> StoreError {
@@ -60,7 +49,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(classify)?;
-        migrator()
+        migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
