@@ -28,6 +28,8 @@ const KEY_SYNC: Duration = Duration::from_secs(1);
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 const GAUGE_REFRESH: Duration = Duration::from_secs(15);
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How long in-flight calls may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens the configured store and prepares the service, creating the data directory and the master
 /// key on first use.
@@ -146,14 +148,22 @@ impl App {
             self.clock,
             self.cell,
             reporter,
-            stop_rx,
+            stop_rx.clone(),
             metrics,
         );
+        // Streams (WatchRevocations, Health/Watch) may never end by themselves: in-flight calls get
+        // SHUTDOWN_GRACE after the signal, then the remaining connections are dropped.
+        let deadline = async {
+            stopped(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            warn!("shutdown grace period over: closing the remaining connections");
+        };
         // `start` returns only on a fatal error; when the servers stop first, dropping it ends the
         // background tasks it owns.
         let result = tokio::select! {
             served = servers => served,
             failed = starter => Err(failed),
+            () = deadline => Ok(()),
         };
         info!("stopped");
         result

@@ -285,3 +285,30 @@ async fn a_server_with_another_master_key_refuses_to_start_and_says_why() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_turns_health_not_serving_and_ends_even_with_a_health_watch_open() {
+    use tokio_stream::StreamExt;
+    let app = spawn_app().await;
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr)).unwrap();
+    let mut health = HealthClient::new(channel.connect().await.unwrap());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+    let stopping = tokio::spawn(app.stop());
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.next())
+        .await
+        .expect("an update");
+    assert_eq!(next.unwrap().unwrap().status(), ServingStatus::NotServing);
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(15), stopping).await;
+    assert!(stopped.is_ok(), "the server stopped despite the open watch");
+}
