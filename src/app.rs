@@ -7,7 +7,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
@@ -132,10 +132,7 @@ impl App {
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey serving");
         let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                stopped(stop_rx.clone()),
-            );
+            .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
         let http_server = axum::serve(self.http, http::router(self.cell.clone(), metrics.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let servers = async {
@@ -168,6 +165,14 @@ impl App {
         info!("stopped");
         result
     }
+}
+
+/// Accepted gRPC connections with TCP_NODELAY (without it, Nagle's algorithm and delayed ACKs add
+/// up to 40 ms to a call whose response goes out in several writes) and TCP keepalive.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
 }
 
 /// Opens the service (retrying while the store is unreachable), then runs the background tasks.

@@ -65,7 +65,6 @@ pub fn router(
         .max_concurrent_streams(Some(256))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_max_header_list_size(Some(16 * 1024))
         .layer(metrics::RpcMetricsLayer)
         .add_service(health)
