@@ -186,7 +186,12 @@ async fn start(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Error {
     let service = loop {
-        match open_service(&config, clock.clone()).await {
+        let opened = async {
+            let service = open_service(&config, clock.clone()).await?;
+            service.ensure_signing_key().await?;
+            anyhow::Ok(service)
+        };
+        match opened.await {
             Ok(service) => break service,
             Err(e) if unreachable(&e) => {
                 warn!(error = %format!("{e:#}"), "store unreachable; retrying");

@@ -102,21 +102,26 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _admitted = self
+        let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| HashError::Overloaded)?;
-        let _running = self
+        let running = self
             .running
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| HashError::Internal(e.to_string()))?;
         let span = Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .map_err(|e| HashError::Internal(e.to_string()))
+        // The permits travel with the work: a caller that gives up (a cancelled call) frees its
+        // slot only when the hash it started has finished, so the bound holds whatever clients do.
+        tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            span.in_scope(work)
+        })
+        .await
+        .map_err(|e| HashError::Internal(e.to_string()))
     }
 }
 
@@ -188,5 +193,37 @@ mod tests {
         ));
         drop(held);
         assert!(h.verify(pw("x"), None).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cancelled_check_keeps_its_slot_until_its_hash_is_done() {
+        // Slow enough (tens of ms) that the hash outlives the cancellation.
+        let h = Hasher::new(
+            Cost {
+                memory_kib: 64 * 1024,
+                iterations: 3,
+                parallelism: 1,
+            },
+            1,
+        )
+        .unwrap();
+        let task = tokio::spawn({
+            let h = h.clone();
+            async move { h.verify(pw("x"), None).await }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while h.running.available_permits() == 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the hash starts");
+        task.abort();
+        let _ = task.await;
+        assert_eq!(
+            h.running.available_permits(),
+            0,
+            "the hash still runs, so its slot stays taken"
+        );
     }
 }

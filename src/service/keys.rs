@@ -93,8 +93,15 @@ impl Keyring {
         Ok(self.set()?.jwks_json.clone())
     }
 
+    /// Every key and its state; none before the first `serve` or `keys rotate`.
     pub fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
-        Ok(self.set()?.infos.clone())
+        Ok(self
+            .current
+            .read()
+            .map_err(poisoned)?
+            .as_ref()
+            .map(|s| s.infos.clone())
+            .unwrap_or_default())
     }
 
     /// Rebuilds the key set from the store.

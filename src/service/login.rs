@@ -33,13 +33,9 @@ impl Service {
         let device = parse_device(&input.device)?;
         tracing::Span::current().record("client_id", client_id.as_str());
 
-        let record = self.store.throttle(username.as_str()).await?;
-        let now = self.clock.now();
-        if let Some(Err(until)) = record.as_ref().map(|r| throttle::check(r, now)) {
-            return Err(ServiceError::TooManyAttempts {
-                retry_after_secs: secs_until(until, now),
-            });
-        }
+        // The attempt is counted as a failure before the password is checked, so that however many
+        // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
+        self.admit_attempt(&username).await?;
         let user = self.store.user_by_name(username.as_str()).await?;
         let matches = self
             .hasher
@@ -49,14 +45,11 @@ impl Service {
         let user = match user {
             Some(user) if matches => user,
             _ => {
-                self.count_failure(&username, record, now).await?;
                 metrics::counter!("latchkey_login_failures_total").increment(1);
                 return Err(ServiceError::InvalidCredentials);
             }
         };
-        if record.is_some() {
-            self.store.clear_throttle(username.as_str()).await?;
-        }
+        self.store.clear_throttle(username.as_str()).await?;
         if user.disabled {
             return Err(ServiceError::AccountDisabled);
         }
@@ -68,23 +61,26 @@ impl Service {
         Ok(pair)
     }
 
-    /// Records a failed login; a lost race with another failure re-reads and counts again.
-    async fn count_failure(
-        &self,
-        username: &Username,
-        mut record: Option<throttle::Record>,
-        now: UnixMs,
-    ) -> ServiceResult<()> {
-        for _ in 0..8 {
-            let failed = throttle::fail(&record.unwrap_or_default(), now, &self.settings.throttle);
+    /// Refuses the attempt while the name is locked; otherwise counts it as a failure (a lost race
+    /// with another attempt re-reads and counts again).
+    async fn admit_attempt(&self, username: &Username) -> ServiceResult<()> {
+        // Each lost race means another attempt was counted; under a flood of them, give up.
+        for _ in 0..32 {
+            let record = self.store.throttle(username.as_str()).await?;
+            let now = self.clock.now();
+            if let Some(Err(until)) = record.as_ref().map(|r| throttle::check(r, now)) {
+                return Err(ServiceError::TooManyAttempts {
+                    retry_after_secs: secs_until(until, now),
+                });
+            }
+            let counted = throttle::fail(&record.unwrap_or_default(), now, &self.settings.throttle);
             if self
                 .store
-                .swap_throttle(username.as_str(), record.as_ref(), &failed)
+                .swap_throttle(username.as_str(), record.as_ref(), &counted)
                 .await?
             {
                 return Ok(());
             }
-            record = self.store.throttle(username.as_str()).await?;
         }
         Err(ServiceError::Overloaded)
     }
@@ -117,7 +113,23 @@ impl Service {
             generation: 1,
             rotated_at: None,
         };
-        self.store.create_session(&session, &token.hash()).await?;
+        if !self
+            .store
+            .create_session(&session, &token.hash(), &user.password_hash)
+            .await?
+        {
+            // The password changed, or the user was disabled, while the password was checked.
+            let disabled = self
+                .store
+                .user_by_id(&user.id)
+                .await?
+                .is_none_or(|u| u.disabled);
+            return Err(if disabled {
+                ServiceError::AccountDisabled
+            } else {
+                ServiceError::InvalidCredentials
+            });
+        }
         self.issue_pair(&session, &token, now)
     }
 

@@ -168,8 +168,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Prepares the service: the dummy password hash, the signing keys (creating the first one when
-    /// the store has none, or when the configured algorithm changed) and the revocation cache.
+    /// Prepares the service: the dummy password hash, the signing keys in the store (see
+    /// [`Service::ensure_signing_key`]) and the revocation cache.
     pub async fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -183,8 +183,6 @@ impl Service {
             settings.leeway_secs,
         );
         keys.reload(store.as_ref(), clock.now()).await?;
-        keys.ensure_active(store.as_ref(), settings.signing_alg, clock.now())
-            .await?;
         let revocations = RevocationCache::default();
         revocations.catch_up(store.as_ref(), clock.now()).await?;
         Ok(Self {
@@ -243,6 +241,19 @@ impl Service {
 }
 
 impl Service {
+    /// For `serve`: creates a signing key when the store has none, or when the newest one is not of
+    /// the configured algorithm. Nothing else creates keys behind the operator's back (the CLI's
+    /// `user` and `keys list` commands leave them alone).
+    pub async fn ensure_signing_key(&self) -> ServiceResult<()> {
+        self.keys
+            .ensure_active(
+                self.store.as_ref(),
+                self.settings.signing_alg,
+                self.clock.now(),
+            )
+            .await
+    }
+
     /// `latchkey keys rotate`: a new active key of the configured algorithm; returns its id.
     pub async fn rotate_keys(&self) -> ServiceResult<String> {
         self.keys

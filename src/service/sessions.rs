@@ -39,14 +39,23 @@ impl Service {
         if self.store.user_by_id(target).await?.is_none() {
             return Ok(0);
         }
-        let revoked = self.revoke_user(target, Reason::LogoutAll).await?;
+        let revoked = self
+            .revoke_user(target, Reason::LogoutAll, None, false)
+            .await?;
         info!(user_id = %target, revoked, "logged out everywhere");
         Ok(revoked)
     }
 
-    /// Revokes every live session of a user and cuts off the access tokens issued before now.
-    /// Returns the number of sessions revoked.
-    pub(super) async fn revoke_user(&self, user_id: &str, reason: Reason) -> ServiceResult<u32> {
+    /// Revokes every live session of a user and cuts off the access tokens issued before now, after
+    /// applying a new password hash or a disable in the same transaction. Returns the number of
+    /// sessions revoked.
+    pub(super) async fn revoke_user(
+        &self,
+        user_id: &str,
+        reason: Reason,
+        new_password_hash: Option<String>,
+        disable: bool,
+    ) -> ServiceResult<u32> {
         let now = self.clock.now();
         // `iat` has whole seconds: the cutoff kills tokens of earlier seconds; tokens of this second
         // issued before now are dead through their revoked sessions, and sessions opened after
@@ -58,6 +67,8 @@ impl Service {
             not_before,
             expires_at: now + self.access_horizon(),
             reason,
+            new_password_hash,
+            disable,
         };
         let events = self.store.revoke_user(&revocation).await?;
         self.revocations.apply(&events)?;

@@ -68,21 +68,23 @@ impl Service {
             .hash(password)
             .await
             .map_err(ServiceError::from)?;
-        self.store.set_password_hash(&user.id, &hash).await?;
-        Ok(self.revoke_user(&user.id, Reason::PasswordChange).await?)
+        Ok(self
+            .revoke_user(&user.id, Reason::PasswordChange, Some(hash), false)
+            .await?)
     }
 
     /// Disables the user (logins fail with ACCOUNT_DISABLED) and revokes every session.
     pub async fn disable_user(&self, name: &str) -> Result<u32, UserError> {
         let user = self.existing(name).await?;
-        self.store.set_disabled(&user.id, true).await?;
-        Ok(self.revoke_user(&user.id, Reason::Disable).await?)
+        Ok(self
+            .revoke_user(&user.id, Reason::Disable, None, true)
+            .await?)
     }
 
     /// Lets the user log in again. Tokens from before the disable stay dead.
     pub async fn enable_user(&self, name: &str) -> Result<(), UserError> {
         let user = self.existing(name).await?;
-        self.store.set_disabled(&user.id, false).await?;
+        self.store.enable_user(&user.id).await?;
         Ok(())
     }
 }

@@ -129,6 +129,10 @@ pub struct UserRevocation {
     /// When the feed events may be forgotten.
     pub expires_at: UnixMs,
     pub reason: Reason,
+    /// Applied in the same transaction, before the sessions are revoked: a new password hash.
+    pub new_password_hash: Option<String>,
+    /// Applied in the same transaction: the user is disabled.
+    pub disable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -163,8 +167,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &UserRecord, now: UnixMs) -> StoreResult<()>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
-    async fn set_password_hash(&self, user_id: &str, phc: &str) -> StoreResult<()>;
-    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()>;
+    /// Lets a disabled user log in again.
+    async fn enable_user(&self, user_id: &str) -> StoreResult<()>;
 
     async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>>;
     /// Replaces the throttle record if it still is `expected` (`None`: there is none), so that
@@ -178,11 +182,16 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
 
     /// Stores a new session with its first refresh token (generation 1).
+    /// Opens a session with its first refresh token (generation 1), only while the user is enabled
+    /// and still has `password_hash`: `false` when a password change or a disable got there first.
+    /// It locks the user's row, so it serialises with `revoke_user`, which changes the row first:
+    /// a session is either refused or revoked by the change, never left alive.
     async fn create_session(
         &self,
         session: &SessionRecord,
         token_hash: &TokenHash,
-    ) -> StoreResult<()>;
+        password_hash: &str,
+    ) -> StoreResult<bool>;
     /// The session a refresh token belongs to, and the token's generation.
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>>;
     /// The compare-and-swap: `false` when the session moved on or was revoked meanwhile.
@@ -202,8 +211,9 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMs,
         expires_at: UnixMs,
     ) -> StoreResult<Revocation>;
-    /// Revokes every live session of the user and sets the cutoff; returns the feed events written
-    /// (one per session, then the user cutoff).
+    /// Applies the user change (password, disable), revokes every live session of the user and sets
+    /// the cutoff, in one transaction; returns the feed events written (one per session, then the
+    /// user cutoff).
     async fn revoke_user(&self, revocation: &UserRevocation) -> StoreResult<Vec<Revocation>>;
     /// Sessions of a user that are neither revoked nor expired at `now`, newest first.
     async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>>;

@@ -41,7 +41,12 @@ impl PgStore {
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
             .application_name("latchkey")
             // No call waits on a stuck statement or lock for longer than this.
-            .options([("statement_timeout", "5s")]);
+            .options([
+                ("statement_timeout", "5s"),
+                // A replica frozen inside a transaction must not hold rows (the revocation counter)
+                // for long.
+                ("idle_in_transaction_session_timeout", "10s"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // Fail fast when the database is gone: callers get STORE_UNAVAILABLE within seconds.

@@ -39,8 +39,10 @@ pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
      (SELECT id FROM sessions WHERE idle_expires_at < $1 LIMIT $2)";
 pub const PURGE_REVOKED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
      (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)";
+/// Spent tokens only: a session's live token goes with its session, never on its own.
 pub const PURGE_TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
-     (SELECT hash FROM refresh_tokens WHERE issued_at < $1 LIMIT $2)";
+     (SELECT t.hash FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+      WHERE t.issued_at < $1 AND t.generation < s.generation LIMIT $2)";
 pub const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE seq IN \
      (SELECT seq FROM revocations WHERE expires_at < $1 LIMIT $2)";
 pub const PURGE_THROTTLE: &str = "DELETE FROM login_throttle WHERE username IN \
@@ -259,19 +261,8 @@ macro_rules! sql_store {
                 row.as_ref().map(user).transpose().map_err(classify)
             }
 
-            async fn set_password_hash(&self, user_id: &str, phc: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                    .bind(phc)
-                    .bind(user_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(classify)?;
-                Ok(())
-            }
-
-            async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                    .bind(disabled)
+            async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
                     .bind(user_id)
                     .execute(&self.pool)
                     .await
@@ -340,8 +331,27 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn create_session(&self, s: &SessionRecord, token_hash: &TokenHash) -> StoreResult<()> {
+            async fn create_session(
+                &self,
+                s: &SessionRecord,
+                token_hash: &TokenHash,
+                password_hash: &str,
+            ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await.map_err(classify)?;
+                // Locks the user's row while the user is as the login found it.
+                let unchanged = sqlx::query(
+                    "UPDATE users SET not_before = not_before WHERE id = $1 AND password_hash = $2 AND NOT disabled",
+                )
+                .bind(&s.user_id)
+                .bind(password_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?
+                .rows_affected()
+                    == 1;
+                if !unchanged {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, client_id, device, ip, scope, created_at, \
                      last_used_at, idle_expires_at, absolute_expires_at, revoked_at, generation, \
@@ -364,7 +374,8 @@ macro_rules! sql_store {
                 .await
                 .map_err(classify)?;
                 insert_token(&mut tx, token_hash, &s.id, s.generation, s.created_at).await.map_err(classify)?;
-                tx.commit().await.map_err(classify)
+                tx.commit().await.map_err(classify)?;
+                Ok(true)
             }
 
             async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
@@ -437,11 +448,14 @@ macro_rules! sql_store {
 
             async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
                 let mut tx = self.pool.begin().await.map_err(classify)?;
+                // First, so that it holds the user's row: logins wait for it (see create_session).
                 sqlx::query(
-                    "UPDATE users SET not_before = CASE WHEN not_before < $1 THEN $1 ELSE not_before END \
-                     WHERE id = $2",
+                    "UPDATE users SET not_before = CASE WHEN not_before < $1 THEN $1 ELSE not_before END, \
+                     password_hash = COALESCE($2, password_hash), disabled = (disabled OR $3) WHERE id = $4",
                 )
                 .bind(r.not_before)
+                .bind(r.new_password_hash.as_deref())
+                .bind(r.disable)
                 .bind(&r.user_id)
                 .execute(&mut *tx)
                 .await

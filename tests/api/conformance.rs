@@ -73,10 +73,12 @@ fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -
 async fn seeded(store: &dyn Store) -> TokenHash {
     store.create_user(&user("u1", "alice"), T0).await.unwrap();
     let first = hash();
-    store
-        .create_session(&session("s1", "u1"), &first)
-        .await
-        .unwrap();
+    assert!(
+        store
+            .create_session(&session("s1", "u1"), &first, "$argon2id$…")
+            .await
+            .unwrap()
+    );
     first
 }
 
@@ -152,14 +154,18 @@ async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Stor
 
 async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
-    store
-        .create_session(&session("s2", "u1"), &hash())
-        .await
-        .unwrap();
-    store
-        .create_session(&session("s3", "u1"), &hash())
-        .await
-        .unwrap();
+    assert!(
+        store
+            .create_session(&session("s2", "u1"), &hash(), "$argon2id$…")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_session(&session("s3", "u1"), &hash(), "$argon2id$…")
+            .await
+            .unwrap()
+    );
     store
         .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
         .await
@@ -170,6 +176,8 @@ async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store
         not_before,
         expires_at: T0 + HOUR,
         reason: Reason::LogoutAll,
+        new_password_hash: None,
+        disable: false,
     };
     let events = store.revoke_user(&revocation(T0)).await.unwrap();
     assert_eq!(events.len(), 3, "two live sessions and the cutoff");
@@ -213,11 +221,18 @@ async fn live_sessions_leave_out_revoked_and_expired_ones(store: Arc<dyn Store>)
     seeded(store.as_ref()).await;
     let mut idle = session("s2", "u1");
     idle.idle_expires_at = T0 + HOUR;
-    store.create_session(&idle, &hash()).await.unwrap();
-    store
-        .create_session(&session("s3", "u1"), &hash())
-        .await
-        .unwrap();
+    assert!(
+        store
+            .create_session(&idle, &hash(), "$argon2id$…")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_session(&session("s3", "u1"), &hash(), "$argon2id$…")
+            .await
+            .unwrap()
+    );
     store
         .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
         .await
@@ -289,18 +304,38 @@ async fn keys_come_back_oldest_first(store: Arc<dyn Store>) {
 }
 
 async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
-    let live_token = seeded(store.as_ref()).await;
+    let spent = seeded(store.as_ref()).await;
+    let live = hash();
+    assert!(
+        store
+            .rotate(&rotation("s1", 1, live.clone()))
+            .await
+            .unwrap()
+    );
     let mut ended = session("s2", "u1");
     ended.idle_expires_at = T0 + HOUR;
     let ended_token = hash();
-    store.create_session(&ended, &ended_token).await.unwrap();
+    assert!(
+        store
+            .create_session(&ended, &ended_token, "$argon2id$…")
+            .await
+            .unwrap()
+    );
     store.revoke_jti("old", T0, T0 + HOUR).await.unwrap();
     store.revoke_jti("new", T0, T0 + 10 * HOUR).await.unwrap();
+    let stale = throttle::Record {
+        failures: 1,
+        window_started_at: T0,
+        locked_until: 0,
+        lockouts: 0,
+    };
+    assert!(store.swap_throttle("gone", None, &stale).await.unwrap());
     let purge = Purge {
         sessions_ended_before: T0 + 2 * HOUR,
-        tokens_issued_before: T0 - 1,
+        // Every token was issued before this: only spent ones may go.
+        tokens_issued_before: T0 + 2 * HOUR,
         events_expired_before: T0 + 2 * HOUR,
-        throttle_idle_before: T0,
+        throttle_idle_before: T0 + 1,
         audit_before: T0,
         batch: 1,
     };
@@ -313,11 +348,16 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
         deleted += n;
     }
     assert_eq!(
-        deleted, 2,
-        "one session (its token goes with it) and one event"
+        deleted, 4,
+        "the ended session (its token with it), the spent token, one event, one throttle record"
     );
     assert_eq!(store.find_refresh(&ended_token).await.unwrap(), None);
-    assert!(store.find_refresh(&live_token).await.unwrap().is_some());
+    assert_eq!(store.find_refresh(&spent).await.unwrap(), None);
+    assert!(
+        store.find_refresh(&live).await.unwrap().is_some(),
+        "a live token stays, however old"
+    );
+    assert_eq!(store.throttle("gone").await.unwrap(), None);
     let kept: Vec<_> = store
         .revocations_after(0, 10)
         .await
@@ -326,6 +366,53 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
         .map(|e| e.target)
         .collect();
     assert_eq!(kept, [RevocationTarget::Jti("new".into())]);
+}
+
+async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    let change = |new_password_hash: Option<String>, disable| UserRevocation {
+        user_id: "u1".into(),
+        now: T0,
+        not_before: T0,
+        expires_at: T0 + HOUR,
+        reason: Reason::PasswordChange,
+        new_password_hash,
+        disable,
+    };
+    let events = store
+        .revoke_user(&change(Some("$argon2id$new".into()), false))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "s1 and the cutoff");
+    assert!(
+        !store
+            .create_session(&session("s2", "u1"), &hash(), "$argon2id$…")
+            .await
+            .unwrap(),
+        "old password"
+    );
+    assert!(
+        store
+            .create_session(&session("s3", "u1"), &hash(), "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    store.revoke_user(&change(None, true)).await.unwrap();
+    assert!(store.user_by_id("u1").await.unwrap().unwrap().disabled);
+    assert!(
+        !store
+            .create_session(&session("s4", "u1"), &hash(), "$argon2id$new")
+            .await
+            .unwrap(),
+        "disabled"
+    );
+    store.enable_user("u1").await.unwrap();
+    assert!(
+        store
+            .create_session(&session("s5", "u1"), &hash(), "$argon2id$new")
+            .await
+            .unwrap()
+    );
 }
 
 /// Runs each story on both backends, as `sqlite::<story>` and `postgres::<story>`.
@@ -363,6 +450,7 @@ conformance!(
     throttle_records_swap_only_from_what_was_read,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
+    a_session_opens_only_for_the_password_and_state_the_login_checked,
 );
 
 /// Parameters to plan each hot query with (their types matter to PostgreSQL).

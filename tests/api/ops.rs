@@ -156,6 +156,15 @@ async fn the_cli_manages_users_and_keys_beside_a_running_server() {
     assert!(!active, "revocation by the CLI reached the server");
 
     let kid = run(latchkey(&dir).args(["keys", "rotate"]), "");
+    // Listing keys, even under another configured algorithm, never creates one.
+    let before = run(latchkey(&dir).args(["keys", "list"]), "");
+    run(
+        latchkey(&dir)
+            .env("LATCHKEY_SIGNING_ALG", "ES256")
+            .args(["keys", "list"]),
+        "",
+    );
+    assert_eq!(run(latchkey(&dir).args(["keys", "list"]), ""), before);
     let listed = run(latchkey(&dir).args(["keys", "list"]), "");
     assert!(
         listed
@@ -311,4 +320,22 @@ async fn shutdown_turns_health_not_serving_and_ends_even_with_a_health_watch_ope
     assert_eq!(next.unwrap().unwrap().status(), ServingStatus::NotServing);
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(15), stopping).await;
     assert!(stopped.is_ok(), "the server stopped despite the open watch");
+}
+
+#[test]
+fn migrate_on_a_fresh_machine_creates_the_data_directory_and_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new").join("latchkey-data");
+    let out = latchkey(&data).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("latchkey.db").exists());
+    let keys = latchkey(&data).args(["keys", "list"]).output().unwrap();
+    assert!(
+        keys.status.success() && keys.stdout.is_empty(),
+        "no key until serve or keys rotate"
+    );
 }
