@@ -181,7 +181,16 @@ async fn main() -> anyhow::Result<()> {
     let check = measure("ext_authz Check (valid token)", 4000, |_| {
         let (mut ext_authz, token) = (ext_authz.clone(), pair.access_token.clone());
         async move {
-            ext_authz.check(check_request(&token)).await.expect("check");
+            let response = ext_authz
+                .check(check_request(&token))
+                .await
+                .expect("check")
+                .into_inner();
+            assert_eq!(
+                response.status.map(|s| s.code),
+                Some(0),
+                "the request is allowed"
+            );
         }
     })
     .await;
@@ -240,6 +249,47 @@ async fn main() -> anyhow::Result<()> {
         "argon2id verify on the bounded pool",
         pooled.as_secs_f64() * 1e6,
         pooled.as_secs_f64() / argon2.as_secs_f64()
+    );
+    // Unknown users must cost what wrong passwords cost: both check one hash.
+    let failing = |name: &'static str| {
+        let mut auth = auth.clone();
+        async move {
+            let started = Instant::now();
+            for i in 0..8 {
+                // A name per attempt keeps the throttle out of the measurement.
+                let request = pb::LoginRequest {
+                    username: format!("{name}{i}"),
+                    password: "wrong".into(),
+                    ..Default::default()
+                };
+                auth.login(request).await.expect_err("refused");
+            }
+            started.elapsed() / 8
+        }
+    };
+    for i in 0..8 {
+        service
+            .add_user(
+                &format!("known{i}"),
+                "correct horse battery staple".into(),
+                vec![],
+            )
+            .await?;
+    }
+    let known = failing("known").await;
+    let unknown = failing("unknown").await;
+    println!(
+        "{:<34} {:>12.1} {:>9.2}",
+        "Login, wrong password",
+        known.as_secs_f64() * 1e6,
+        known.as_secs_f64() / argon2.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>12.1} {:>9.2}   (× wrong password: {:.2})",
+        "Login, unknown user",
+        unknown.as_secs_f64() * 1e6,
+        unknown.as_secs_f64() / argon2.as_secs_f64(),
+        unknown.as_secs_f64() / known.as_secs_f64()
     );
     println!(
         "{:<34} {:>12.1} {:>9.2}",

@@ -31,7 +31,7 @@ pub struct ConfigArgs {
         global = true,
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "LATCHKEY_GRPC_ADDR", global = true)]
     pub grpc_addr: Option<String>,
@@ -69,7 +69,7 @@ pub struct ConfigArgs {
         global = true,
         hide_env_values = true
     )]
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     /// argon2id memory cost in KiB [default: 19456].
     #[arg(long, env = "LATCHKEY_PASSWORD_MEMORY_KIB", global = true)]
     pub password_memory_kib: Option<u32>,
@@ -87,7 +87,7 @@ pub struct ConfigArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<String>,
-    database_url: Option<String>,
+    database_url: Option<Secret>,
     grpc_addr: Option<String>,
     http_addr: Option<String>,
     issuer: Option<String>,
@@ -98,10 +98,48 @@ struct FileConfig {
     reuse_grace: Option<String>,
     signing_alg: Option<String>,
     clock_leeway: Option<String>,
-    master_key: Option<String>,
+    master_key: Option<Secret>,
     password_memory_kib: Option<u32>,
     password_iterations: Option<u32>,
     hash_concurrency: Option<usize>,
+}
+
+/// A setting that may hold a secret (the master key, a database URL with a password): `Debug`
+/// never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The resolved settings.
@@ -129,8 +167,23 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A database URL with any password replaced, fit for logs.
+/// A database URL with any password (in the user info or a `password=` parameter) replaced, fit
+/// for logs.
 pub fn redact_url(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -172,6 +225,7 @@ impl Config {
         let database_url = args
             .database_url
             .or(file.database_url)
+            .map(Secret::expose)
             .unwrap_or_else(|| format!("sqlite://{}/latchkey.db", data_dir.display()));
         let lifetimes = Lifetimes {
             access_ttl: duration("access_ttl", args.access_ttl.or(file.access_ttl), "15m")?,
@@ -199,6 +253,7 @@ impl Config {
         let master_key = args
             .master_key
             .or(file.master_key)
+            .map(Secret::expose)
             .map(|k| MasterKey::from_base64(&k))
             .transpose()
             .context("LATCHKEY_MASTER_KEY")?;
@@ -328,8 +383,17 @@ mod tests {
             master_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
             ..Default::default()
         };
-        let shown = format!("{:?}", Config::resolve(args).unwrap());
+        let shown = format!("{:?}", Config::resolve(args.clone()).unwrap());
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("AAAAAAAA"));
+        let shown = format!("{args:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("AAAAAAAA"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_url("postgres://db/lk?sslmode=require&password=hunter2"),
+            "postgres://db/lk?sslmode=require&password=<redacted>"
+        );
     }
 }

@@ -51,25 +51,36 @@ impl MasterKey {
         match fs::read_to_string(path) {
             Ok(text) => Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Written whole to a file of our own, then linked into place: another process
+                // never reads a half-written key, and a crash never leaves an empty one.
                 let key = Self::generate()?;
+                let mut suffix = [0u8; 8];
+                SystemRandom::new()
+                    .fill(&mut suffix)
+                    .map_err(|_| CryptoError("no randomness".into()))?;
+                let staging = path.with_extension(format!(
+                    "tmp-{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(suffix)
+                ));
                 let mut options = fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = match options.open(path) {
-                    Ok(file) => file,
+                let written = options.open(&staging).and_then(|mut file| {
+                    writeln!(file, "{}", STANDARD.encode(key.0))?;
+                    file.sync_all()
+                });
+                let linked = written.and_then(|()| fs::hard_link(&staging, path));
+                let _ = fs::remove_file(&staging);
+                match linked {
+                    Ok(()) => Ok((key, true)),
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return Ok((
-                            Self::from_base64(&fs::read_to_string(path).map_err(io)?)?,
-                            false,
-                        ));
-                    }
-                    Err(e) => return Err(io(e)),
-                };
-                writeln!(file, "{}", STANDARD.encode(key.0)).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                Ok((key, true))
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((
+                        Self::from_base64(&fs::read_to_string(path).map_err(io)?)?,
+                        false,
+                    )),
+                    Err(e) => Err(io(e)),
+                }
             }
             Err(e) => Err(io(e)),
         }

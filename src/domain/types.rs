@@ -12,6 +12,8 @@ pub enum InputError {
     TooLong(&'static str),
     #[error("{0} contains control characters")]
     ControlCharacters(&'static str),
+    #[error("{0} is out of range")]
+    OutOfRange(&'static str),
 }
 
 /// Largest token accepted anywhere (API.md: 8 KiB).

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 use super::{pb, status::to_status};
 use crate::{
     crypto::jwt::AccessClaims,
-    domain::to_secs,
+    domain::{to_secs, types::InputError},
     service::{Introspection, LoginInput, Service, ServiceCell, TokenKind, TokenPair},
     store::{Revocation, RevocationTarget},
 };
@@ -220,7 +220,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = i64::try_from(request.get_ref().after_seq)
-            .map_err(|_| Status::invalid_argument("after_seq is out of range"))?;
+            .map_err(|_| to_status(InputError::OutOfRange("after_seq").into()))?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(feed(
             self.service()?.clone(),

@@ -12,7 +12,7 @@ use envoy_types::ext_authz::v3::{
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use crate::service::ServiceCell;
+use crate::{domain::types::check_token_size, service::ServiceCell};
 
 const HEADER_PREFIX: &str = "x-latchkey-";
 
@@ -56,7 +56,8 @@ impl Authorization for ExtAuthz {
         let headers = request.get_client_headers();
         let token = headers
             .and_then(|h| h.get("authorization"))
-            .and_then(|v| bearer(v));
+            .and_then(|v| bearer(v))
+            .filter(|t| check_token_size(t).is_ok());
         let claims = match token.map(|t| self.cell.get().and_then(|s| s.active_access(t))) {
             Some(Ok(Some(claims))) => claims,
             Some(Err(e)) => {

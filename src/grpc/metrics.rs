@@ -25,21 +25,30 @@ pub struct RpcMetrics<S> {
     inner: S,
 }
 
-/// The method label: only our known services, so clients cannot grow the label set at will.
-fn method_label(path: &str) -> String {
-    const KNOWN: [&str; 5] = [
-        "/latchkey.v1.AuthService/",
-        "/envoy.service.auth.v3.Authorization/",
-        "/grpc.health.v1.Health/",
-        "/grpc.reflection.v1.ServerReflection/",
-        "/grpc.reflection.v1alpha.ServerReflection/",
-    ];
-    let known = KNOWN.iter().any(|p| path.starts_with(p)) && path.len() < 100;
-    if known {
-        path.to_owned()
-    } else {
-        "unknown".to_owned()
-    }
+/// The methods we serve: only these become labels, so clients cannot grow the label set at will.
+const METHODS: [&str; 14] = [
+    "/latchkey.v1.AuthService/Login",
+    "/latchkey.v1.AuthService/Refresh",
+    "/latchkey.v1.AuthService/Revoke",
+    "/latchkey.v1.AuthService/Introspect",
+    "/latchkey.v1.AuthService/LogoutAll",
+    "/latchkey.v1.AuthService/ListSessions",
+    "/latchkey.v1.AuthService/GetJwks",
+    "/latchkey.v1.AuthService/WatchRevocations",
+    "/envoy.service.auth.v3.Authorization/Check",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.health.v1.Health/List",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+fn method_label(path: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == path)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 impl<S, B, RB> Service<http::Request<B>> for RpcMetrics<S>
@@ -72,7 +81,7 @@ where
                     .to_owned(),
                 Err(_) => "transport".to_owned(),
             };
-            metrics::histogram!("latchkey_grpc_request_duration_seconds", "method" => method.clone())
+            metrics::histogram!("latchkey_grpc_request_duration_seconds", "method" => method)
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("latchkey_grpc_requests_total", "method" => method, "code" => code)
                 .increment(1);

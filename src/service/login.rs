@@ -12,8 +12,8 @@ use crate::{
     store::{SessionRecord, UserRecord},
 };
 
-/// A login as received, before validation.
-#[derive(Debug, Clone, Default)]
+/// A login as received, before validation. `Debug` leaves the password out.
+#[derive(Clone, Default)]
 pub struct LoginInput {
     pub username: String,
     pub password: String,
@@ -22,6 +22,18 @@ pub struct LoginInput {
     pub device: String,
     /// The peer address of the connection.
     pub ip: String,
+}
+
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput")
+            .field("username", &self.username)
+            .field("scopes", &self.scopes)
+            .field("client_id", &self.client_id)
+            .field("device", &self.device)
+            .field("ip", &self.ip)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Service {

@@ -145,8 +145,8 @@ impl From<HashError> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
-/// The answer to Login and Refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The answer to Login and Refresh. `Debug` leaves the tokens out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -154,6 +154,17 @@ pub struct TokenPair {
     pub refresh_expires_in: i64,
     pub session_id: String,
     pub scope: String,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("session_id", &self.session_id)
+            .field("scope", &self.scope)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct Service {

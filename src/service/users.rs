@@ -12,6 +12,8 @@ pub enum UserError {
     Unknown(String),
     #[error("a user named {0:?} already exists")]
     Exists(String),
+    #[error("{0:?} is not a scope: scopes are single words")]
+    BadScope(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -32,6 +34,12 @@ impl Service {
     ) -> Result<String, UserError> {
         let username = Username::parse(name).map_err(ServiceError::from)?;
         let password = Password::parse(password).map_err(ServiceError::from)?;
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(UserError::BadScope(bad.clone()));
+        }
         let password_hash = self
             .hasher
             .hash(password)

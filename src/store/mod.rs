@@ -30,7 +30,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user. `Debug` leaves the password hash out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: String,
     pub username: String,
@@ -38,6 +39,18 @@ pub struct UserRecord {
     pub scopes: Vec<String>,
     pub disabled: bool,
     pub not_before: UnixMs,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("scopes", &self.scopes)
+            .field("disabled", &self.disabled)
+            .field("not_before", &self.not_before)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -321,7 +321,7 @@ async fn a_replica_killed_mid_refresh_loses_no_session_on_postgres() {
     let key = master_key();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut args = test_args(&dirs[0]);
-    (args.database_url, args.master_key) = (Some(url.clone()), Some(key.clone()));
+    (args.database_url, args.master_key) = (Some(url.clone().into()), Some(key.clone().into()));
     add_user(args).await;
     let vars = [
         ("LATCHKEY_DATABASE_URL", url.as_str()),

@@ -26,8 +26,8 @@ async fn fleet() -> [TestApp; 3] {
         let (url, key) = (url.clone(), key.clone());
         replicas.push(
             spawn_app_with(|a| {
-                a.database_url = Some(url);
-                a.master_key = Some(key);
+                a.database_url = Some(url.into());
+                a.master_key = Some(key.into());
             })
             .await,
         );

@@ -86,7 +86,7 @@ pub fn on_postgres() -> bool {
 pub async fn spawn_app_in(data_dir: TempDir, tweak: impl FnOnce(&mut ConfigArgs)) -> TestApp {
     let mut args = test_args(&data_dir);
     if on_postgres() {
-        args.database_url = Some(fresh_postgres_database().await);
+        args.database_url = Some(fresh_postgres_database().await.into());
     }
     tweak(&mut args);
     let config = Config::resolve(args).expect("test config");
@@ -124,7 +124,7 @@ impl TestApp {
     pub async fn restart(self) -> TestApp {
         let url = self.database_url.clone();
         let dir = self.stop().await;
-        spawn_app_in(dir, |a| a.database_url = Some(url)).await
+        spawn_app_in(dir, |a| a.database_url = Some(url.into())).await
     }
 
     /// Stops the server gracefully and hands back its data directory.

@@ -276,7 +276,7 @@ async fn a_server_with_another_master_key_refuses_to_start_and_says_why() {
     let url = app.database_url.clone();
     let dir = app.stop().await;
     let mut args = test_args(&dir);
-    args.database_url = Some(url);
+    args.database_url = Some(url.into());
     args.master_key = Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
     let config = latchkey::config::Config::resolve(args).unwrap();
     let clock = std::sync::Arc::new(latchkey::service::SystemClock);

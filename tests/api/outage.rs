@@ -182,7 +182,7 @@ fn list_sessions(token: &str) -> tonic::Request<pb::ListSessionsRequest> {
 async fn a_store_outage_fails_calls_fast_turns_health_off_and_heals_by_itself() {
     let mut cluster = Cluster::init();
     cluster.start();
-    let app = spawn_app_with(|a| a.database_url = Some(cluster.url())).await;
+    let app = spawn_app_with(|a| a.database_url = Some(cluster.url().into())).await;
     wait_health(app.grpc_addr, ServingStatus::Serving, RECOVERED_WITHIN)
         .await
         .unwrap();
@@ -271,7 +271,7 @@ async fn serve_started_while_the_store_is_down_keeps_running_until_it_comes_up()
     eprintln!("SERVING {took:?} after the store came up");
     assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
     let mut args = test_args(&dir);
-    (args.database_url, args.master_key) = (Some(url), Some(key));
+    (args.database_url, args.master_key) = (Some(url.into()), Some(key.into()));
     add_user(args).await;
     let pair = client.clone().login(login).await.unwrap().into_inner();
     let next = refresh(&client, &pair.refresh_token).await.unwrap();
