@@ -51,13 +51,13 @@ pub const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE id IN \
      (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
 
 /// The queries on the request path and in housekeeping, by name: each must be an index lookup
-/// (a test checks their plans on both backends). Every one takes at most two parameters, the first
-/// a text or integer key, the second an integer.
+/// (a test checks their plans on both backends, binding parameters of the right types).
 pub const HOT_QUERIES: &[(&str, &str)] = &[
     ("user_by_name", USER_BY_NAME),
     ("user_by_id", USER_BY_ID),
     ("throttle", THROTTLE),
     ("find_refresh", FIND_REFRESH),
+    ("rotate", ROTATE),
     ("revoke_session", REVOKE_SESSION),
     ("revoke_user_sessions", REVOKE_USER_SESSIONS),
     ("live_sessions", LIVE_SESSIONS),

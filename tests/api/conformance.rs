@@ -465,6 +465,7 @@ fn params(query: &str) -> Vec<Param> {
     match query {
         "user_by_name" | "user_by_id" | "throttle" => vec![Text],
         "find_refresh" => vec![Bytes],
+        "rotate" => vec![Int, Int, Int, Bytes, Text, Int],
         "revoke_session" | "revoke_user_sessions" => vec![Int, Text],
         "live_sessions" => vec![Text, Int],
         "revocations_after" => vec![Int, Int],
