@@ -257,6 +257,15 @@ impl Config {
             .map(|k| MasterKey::from_base64(&k))
             .transpose()
             .context("LATCHKEY_MASTER_KEY")?;
+        let leeway = duration(
+            "clock_leeway",
+            args.clock_leeway.or(file.clock_leeway),
+            "5s",
+        )?;
+        if leeway % 1000 != 0 {
+            // Token times are whole seconds: a fraction would be silently dropped.
+            bail!("clock_leeway must be whole seconds, such as 5s");
+        }
         let default_cost = Cost::default();
         let settings = Settings {
             issuer: args
@@ -268,11 +277,7 @@ impl Config {
                 .or(file.audience)
                 .unwrap_or_else(|| "latchkey".into()),
             lifetimes,
-            leeway_secs: duration(
-                "clock_leeway",
-                args.clock_leeway.or(file.clock_leeway),
-                "5s",
-            )? / 1000,
+            leeway_secs: leeway / 1000,
             throttle: Policy::default(),
             signing_alg,
             password_cost: Cost {
@@ -374,6 +379,11 @@ mod tests {
             })
             .is_err()
         );
+        let sub_second = ConfigArgs {
+            clock_leeway: Some("500ms".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(sub_second).is_err());
     }
 
     #[test]
