@@ -51,7 +51,7 @@ impl Service {
         let Some(key) = self.keys.trusted(&kid)? else {
             return Ok(None);
         };
-        Ok(jwt::verify(token, &key, &self.expectations(), to_secs(self.clock.now())).ok())
+        Ok(jwt::verify(token, &key, &self.expectations, to_secs(self.clock.now())).ok())
     }
 
     /// The claims of an active access token: genuine, in time and not revoked. `Ok(None)` when it is
@@ -91,12 +91,7 @@ impl Service {
         if self.revocations.is_revoked(&claims)? {
             return Ok(None);
         }
-        let username = self
-            .store
-            .user_by_id(&claims.sub)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_default();
+        let username = self.username_of(&claims.sub).await?;
         Ok(Some(Introspection {
             kind: TokenKind::Access,
             sub: claims.sub,
@@ -129,12 +124,7 @@ impl Service {
         ) {
             return Ok(None);
         }
-        let username = self
-            .store
-            .user_by_id(&session.user_id)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_default();
+        let username = self.username_of(&session.user_id).await?;
         let issued = session.rotated_at.unwrap_or(session.created_at);
         Ok(Some(Introspection {
             kind: TokenKind::Refresh,
@@ -150,6 +140,16 @@ impl Service {
             iss: self.settings.issuer.clone(),
             aud: Vec::new(),
         }))
+    }
+
+    /// The username for Introspect's answer (empty if the user is gone).
+    async fn username_of(&self, user_id: &str) -> ServiceResult<String> {
+        Ok(self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .map(|u| u.username)
+            .unwrap_or_default())
     }
 
     /// RFC 7009: revokes what the token names; anything unrecognised changes nothing and is no error.

@@ -176,6 +176,8 @@ pub struct Service {
     revocations: RevocationCache,
     /// Seals the live refresh token of each session (for retries).
     token_sealer: Sealer,
+    /// What presented access tokens must match; derived once from the settings, not per check.
+    expectations: Expectations,
 }
 
 impl Service {
@@ -194,6 +196,11 @@ impl Service {
             settings.leeway_secs,
         );
         keys.reload(store.as_ref(), clock.now()).await?;
+        let expectations = Expectations {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway_secs,
+        };
         let revocations = RevocationCache::default();
         revocations.catch_up(store.as_ref(), clock.now()).await?;
         Ok(Self {
@@ -204,6 +211,7 @@ impl Service {
             keys,
             revocations,
             token_sealer: master_key.sealer("refresh-tokens"),
+            expectations,
         })
     }
 
@@ -221,14 +229,6 @@ impl Service {
 
     pub fn revocations(&self) -> &RevocationCache {
         &self.revocations
-    }
-
-    fn expectations(&self) -> Expectations {
-        Expectations {
-            issuer: self.settings.issuer.clone(),
-            audience: self.settings.audience.clone(),
-            leeway: self.settings.leeway_secs,
-        }
     }
 
     /// Brings the caches up to date with the store: revocations made by other processes and keys

@@ -28,7 +28,7 @@ fn user(id: &str, name: &str) -> UserRecord {
     UserRecord {
         id: id.into(),
         username: name.into(),
-        password_hash: "$argon2id$…".into(),
+        password_hash: PASSWORD_HASH.into(),
         scopes: vec!["read".into()],
         disabled: false,
         not_before: 0,
@@ -69,17 +69,25 @@ fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -
     }
 }
 
-/// A user `u1` with one session `s1` whose first token is returned.
-async fn seeded(store: &dyn Store) -> TokenHash {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
-    let first = hash();
+/// The password hash the seeded user has; sessions open only with it.
+const PASSWORD_HASH: &str = "$argon2id$…";
+
+/// Opens `session` with a new first token, which must succeed.
+async fn open(store: &dyn Store, session: &SessionRecord) -> TokenHash {
+    let token = hash();
     assert!(
         store
-            .create_session(&session("s1", "u1"), &first, "$argon2id$…")
+            .create_session(session, &token, PASSWORD_HASH)
             .await
             .unwrap()
     );
-    first
+    token
+}
+
+/// A user `u1` with one session `s1` whose first token is returned.
+async fn seeded(store: &dyn Store) -> TokenHash {
+    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    open(store, &session("s1", "u1")).await
 }
 
 async fn usernames_are_unique_exactly_as_given(store: Arc<dyn Store>) {
@@ -154,18 +162,8 @@ async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Stor
 
 async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
-    assert!(
-        store
-            .create_session(&session("s2", "u1"), &hash(), "$argon2id$…")
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .create_session(&session("s3", "u1"), &hash(), "$argon2id$…")
-            .await
-            .unwrap()
-    );
+    open(store.as_ref(), &session("s2", "u1")).await;
+    open(store.as_ref(), &session("s3", "u1")).await;
     store
         .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
         .await
@@ -221,18 +219,8 @@ async fn live_sessions_leave_out_revoked_and_expired_ones(store: Arc<dyn Store>)
     seeded(store.as_ref()).await;
     let mut idle = session("s2", "u1");
     idle.idle_expires_at = T0 + HOUR;
-    assert!(
-        store
-            .create_session(&idle, &hash(), "$argon2id$…")
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .create_session(&session("s3", "u1"), &hash(), "$argon2id$…")
-            .await
-            .unwrap()
-    );
+    open(store.as_ref(), &idle).await;
+    open(store.as_ref(), &session("s3", "u1")).await;
     store
         .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
         .await
@@ -314,13 +302,7 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
     );
     let mut ended = session("s2", "u1");
     ended.idle_expires_at = T0 + HOUR;
-    let ended_token = hash();
-    assert!(
-        store
-            .create_session(&ended, &ended_token, "$argon2id$…")
-            .await
-            .unwrap()
-    );
+    let ended_token = open(store.as_ref(), &ended).await;
     store.revoke_jti("old", T0, T0 + HOUR).await.unwrap();
     store.revoke_jti("new", T0, T0 + 10 * HOUR).await.unwrap();
     let stale = throttle::Record {
@@ -386,7 +368,7 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
     assert_eq!(events.len(), 2, "s1 and the cutoff");
     assert!(
         !store
-            .create_session(&session("s2", "u1"), &hash(), "$argon2id$…")
+            .create_session(&session("s2", "u1"), &hash(), PASSWORD_HASH)
             .await
             .unwrap(),
         "old password"
