@@ -8,6 +8,7 @@ use aws_lc_rs::{digest, rand::SecureRandom};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::CryptoError;
+use crate::domain::types::TokenHash;
 
 const PREFIX: &str = "lk_rt_";
 const RANDOM_BYTES: usize = 32;
@@ -16,10 +17,6 @@ const ENCODED_LEN: usize = 43;
 /// A well-formed refresh token. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
-
-/// SHA-256 of a refresh token: how the store finds it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenHash(pub Vec<u8>);
 
 impl RefreshToken {
     pub fn generate() -> Result<Self, CryptoError> {

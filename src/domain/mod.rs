@@ -3,7 +3,9 @@
 //! as Unix milliseconds, so every rule is tested at its exact boundary without waiting.
 
 pub mod family;
+pub mod revocation;
 pub mod scope;
+pub mod secret;
 pub mod throttle;
 pub mod types;
 

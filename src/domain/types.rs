@@ -16,6 +16,10 @@ pub enum InputError {
     OutOfRange(&'static str),
 }
 
+/// SHA-256 of a refresh token: how the store finds it (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub Vec<u8>);
+
 /// Largest token accepted anywhere (API.md: 8 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 const MAX_USERNAME_BYTES: usize = 256;

@@ -10,9 +10,12 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 use super::{pb, status::to_status};
 use crate::{
     crypto::jwt::AccessClaims,
-    domain::{to_secs, types::InputError},
+    domain::{
+        revocation::{Revocation, RevocationTarget},
+        to_secs,
+        types::InputError,
+    },
     service::{Introspection, LoginInput, Service, ServiceCell, TokenKind, TokenPair},
-    store::{Revocation, RevocationTarget},
 };
 
 pub struct AuthApi {

@@ -12,10 +12,10 @@ use crate::{
     },
     domain::{
         family::{self, Verdict},
+        revocation::Reason,
         to_secs,
         types::{InputError, check_token_size},
     },
-    store::Reason,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use crate::{
     crypto::refresh::RefreshToken,
     domain::{
         family::{self, Verdict},
+        revocation::Reason,
         types::check_token_size,
     },
-    store::{Reason, Rotation, SessionRecord},
+    store::{Rotation, SessionRecord},
 };
 
 /// Rounds of read-and-swap before giving up: a lost swap means another call rotated first, and the

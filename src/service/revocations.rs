@@ -17,8 +17,11 @@ use tokio::sync::watch;
 use super::{ServiceError, ServiceResult};
 use crate::{
     crypto::jwt::AccessClaims,
-    domain::UnixMs,
-    store::{Revocation, RevocationTarget, Store},
+    domain::{
+        UnixMs,
+        revocation::{Revocation, RevocationTarget},
+    },
+    store::Store,
 };
 
 /// How old the last successful sync may be before tokens can no longer be vouched for.

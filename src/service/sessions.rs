@@ -5,8 +5,8 @@ use tracing::{info, instrument};
 use super::{Service, ServiceError, ServiceResult};
 use crate::{
     crypto::jwt::AccessClaims,
-    domain::{UnixMs, scope::ADMIN_SCOPE, to_secs},
-    store::{Reason, UserRevocation},
+    domain::{UnixMs, revocation::Reason, scope::ADMIN_SCOPE, to_secs},
+    store::UserRevocation,
 };
 
 /// A live session as ListSessions shows it.

@@ -2,8 +2,11 @@
 
 use super::{Service, ServiceError};
 use crate::{
-    domain::types::{Password, Username},
-    store::{Reason, StoreError, UserRecord},
+    domain::{
+        revocation::Reason,
+        types::{Password, Username},
+    },
+    store::{StoreError, UserRecord},
 };
 
 #[derive(Debug, thiserror::Error)]

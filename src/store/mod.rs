@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{
-    crypto::refresh::TokenHash,
-    domain::{UnixMs, family::FamilyState, throttle},
+use crate::domain::{
+    UnixMs,
+    family::FamilyState,
+    revocation::{Reason, Revocation},
+    throttle,
+    types::TokenHash,
 };
 
 pub mod postgres;
@@ -93,43 +96,6 @@ pub struct Rotation {
     pub sealed_token: Vec<u8>,
     pub now: UnixMs,
     pub idle_expires_at: UnixMs,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevocationTarget {
-    Session(String),
-    Jti(String),
-    User { user_id: String, not_before: UnixMs },
-}
-
-/// One entry of the revocation feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    pub seq: i64,
-    pub target: RevocationTarget,
-    pub expires_at: UnixMs,
-}
-
-/// Why sessions were revoked: the audit log's `kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    Revoke,
-    Reuse,
-    LogoutAll,
-    PasswordChange,
-    Disable,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Revoke => "revoke",
-            Self::Reuse => "refresh_token_reuse",
-            Self::LogoutAll => "logout_all",
-            Self::PasswordChange => "password_change",
-            Self::Disable => "disable",
-        }
-    }
 }
 
 /// Revoke every live session of a user and set the user's cutoff.

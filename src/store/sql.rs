@@ -94,11 +94,15 @@ macro_rules! sql_store {
         use sqlx::Row as _;
 
         use $crate::{
-            crypto::refresh::TokenHash,
-            domain::{UnixMs, scope, throttle},
+            domain::{
+                UnixMs,
+                revocation::{Reason, Revocation, RevocationTarget},
+                scope, throttle,
+                types::TokenHash,
+            },
             store::{
-                KeyRecord, Purge, Reason, Revocation, RevocationTarget, Rotation, SessionRecord,
-                Store, StoreResult, UserRecord, UserRevocation,
+                KeyRecord, Purge, Rotation, SessionRecord, Store, StoreResult, UserRecord,
+                UserRevocation,
             },
         };
 

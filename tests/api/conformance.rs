@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use latchkey::{
-    crypto::refresh::{RefreshToken, TokenHash},
-    domain::throttle,
+    crypto::refresh::RefreshToken,
+    domain::{
+        revocation::{Reason, RevocationTarget},
+        throttle,
+        types::TokenHash,
+    },
     store::{
-        self, KeyRecord, Purge, Reason, RevocationTarget, Rotation, SessionRecord, Store,
-        StoreError, UserRecord, UserRevocation,
+        self, KeyRecord, Purge, Rotation, SessionRecord, Store, StoreError, UserRecord,
+        UserRevocation,
     },
 };
 
