@@ -12,50 +12,20 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::{
-    config::{Config, redact_url},
-    crypto::seal::MasterKey,
+    config::{Config, Periods, redact_url},
     grpc, http,
     service::{Clock, Service, ServiceCell, ServiceError},
     store::{self, StoreError},
 };
 
-/// How often revocations made by other processes are picked up.
-const REVOCATION_SYNC: Duration = Duration::from_millis(50);
-/// How often the signing keys are re-read (`keys rotate` reaches servers within this, well
-/// inside the 5 s promised).
-const KEY_SYNC: Duration = Duration::from_secs(1);
-/// How often the store is pinged for the health status, and opening it is retried.
-const HEALTH_CHECK: Duration = Duration::from_secs(1);
-const GAUGE_REFRESH: Duration = Duration::from_secs(15);
-const HOUSEKEEPING: Duration = Duration::from_secs(60);
-/// How long in-flight calls may take to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Opens the configured store and prepares the service, creating the data directory and the master
-/// key on first use.
+/// Opens the configured store and prepares the service, for a deployment that exists: the data
+/// directory and master key are set up by `serve` (see [`App::run`]) and `migrate` only.
 pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Service>> {
-    let master_key = match &config.master_key {
-        Some(key) => key.clone(),
-        None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating the data directory {}", config.data_dir.display())
-            })?;
-            let path = config.data_dir.join("master.key");
-            let (key, generated) = MasterKey::load_or_generate(&path)?;
-            if generated {
-                warn!(path = %path.display(), "generated a new master key: back it up, and give every replica the same LATCHKEY_MASTER_KEY");
-            }
-            key
-        }
-    };
-    if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("creating the data directory {}", config.data_dir.display())
-        })?;
-    }
-    let store = store::connect(&config.database_url)
+    let master_key = config.data_dir.master_key()?;
+    let url = config.database_url.expose();
+    let store = store::connect(url)
         .await
-        .with_context(|| format!("opening the store at {}", redact_url(&config.database_url)))?;
+        .with_context(|| format!("opening the store at {}", redact_url(url)))?;
     let service = Service::new(store, clock, config.settings.clone(), &master_key).await?;
     Ok(Arc::new(service))
 }
@@ -130,7 +100,7 @@ impl App {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey serving");
+        info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey listening; serving once the store is reached");
         let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
             .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
         let http_server = axum::serve(self.http, http::router(self.cell.clone(), metrics.clone()))
@@ -140,6 +110,8 @@ impl App {
             grpc_result.context("gRPC server")?;
             http_result.context("HTTP server")
         };
+        let grace = self.config.shutdown_grace;
+        let addrs = (self.grpc_addr, self.http_addr);
         let starter = start(
             self.config,
             self.clock,
@@ -147,12 +119,13 @@ impl App {
             reporter,
             stop_rx.clone(),
             metrics,
+            addrs,
         );
         // Streams (WatchRevocations, Health/Watch) may never end by themselves: in-flight calls get
-        // SHUTDOWN_GRACE after the signal, then the remaining connections are dropped.
+        // the shutdown grace after the signal, then the remaining connections are dropped.
         let deadline = async {
             stopped(stop_rx).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tokio::time::sleep(grace).await;
             warn!("shutdown grace period over: closing the remaining connections");
         };
         // `start` returns only on a fatal error; when the servers stop first, dropping it ends the
@@ -175,8 +148,8 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
         .with_keepalive(Some(Duration::from_secs(60)))
 }
 
-/// Opens the service (retrying while the store is unreachable), then runs the background tasks.
-/// Returns only with a fatal error.
+/// Sets up the data directory, opens the service (retrying while the store is unreachable), then
+/// runs the background tasks. Returns only with a fatal error.
 async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
@@ -184,7 +157,12 @@ async fn start(
     reporter: HealthReporter,
     stop: watch::Receiver<bool>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    (grpc_addr, http_addr): (SocketAddr, SocketAddr),
 ) -> anyhow::Error {
+    if let Err(e) = config.data_dir.bootstrap() {
+        return e;
+    }
+    let periods = config.periods;
     let service = loop {
         let opened = async {
             let service = open_service(&config, clock.clone()).await?;
@@ -195,7 +173,7 @@ async fn start(
             Ok(service) => break service,
             Err(e) if unreachable(&e) => {
                 warn!(error = %format!("{e:#}"), "store unreachable; retrying");
-                tokio::time::sleep(HEALTH_CHECK).await;
+                tokio::time::sleep(periods.health_check).await;
             }
             Err(e) => return e,
         }
@@ -204,14 +182,14 @@ async fn start(
         grpc::set_serving(&reporter, true).await;
     }
     cell.set(service.clone());
-    info!("store reached: ready");
+    info!(grpc = %grpc_addr, http = %http_addr, "latchkey serving; store reached, ready");
     let mut tasks = JoinSet::new();
-    spawn_background(&mut tasks, service.clone(), metrics);
+    spawn_background(&mut tasks, service.clone(), metrics, &periods);
     // Health follows the store: NOT_SERVING while it does not answer, and from shutdown on.
     let mut serving = true;
     loop {
-        tokio::time::sleep(HEALTH_CHECK).await;
-        let ping = tokio::time::timeout(HEALTH_CHECK, service.store().ping()).await;
+        tokio::time::sleep(periods.health_check).await;
+        let ping = tokio::time::timeout(periods.health_check, service.store().ping()).await;
         let healthy = matches!(ping, Ok(Ok(())));
         if *stop.borrow() {
             std::future::pending::<()>().await;
@@ -232,9 +210,10 @@ fn spawn_background(
     tasks: &mut JoinSet<()>,
     service: Arc<Service>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    periods: &Periods,
 ) {
     let s = service.clone();
-    tasks.spawn(every(REVOCATION_SYNC, move || {
+    tasks.spawn(every(periods.revocation_sync, move || {
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_revocations().await {
@@ -243,7 +222,7 @@ fn spawn_background(
         }
     }));
     let s = service.clone();
-    tasks.spawn(every(KEY_SYNC, move || {
+    tasks.spawn(every(periods.key_sync, move || {
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_keys().await {
@@ -252,7 +231,7 @@ fn spawn_background(
         }
     }));
     let s = service.clone();
-    tasks.spawn(every(HOUSEKEEPING, move || {
+    tasks.spawn(every(periods.housekeeping, move || {
         let s = s.clone();
         async move {
             match s.housekeeping().await {
@@ -262,7 +241,7 @@ fn spawn_background(
             }
         }
     }));
-    tasks.spawn(every(GAUGE_REFRESH, move || {
+    tasks.spawn(every(periods.gauge_refresh, move || {
         let (s, metrics) = (service.clone(), metrics.clone());
         async move {
             metrics.run_upkeep();

@@ -9,13 +9,15 @@
 //! - [`domain`] is the rules: token families, lifetimes, throttling, scopes. Pure, time passed in.
 //! - [`crypto`] is argon2id, JWTs, signing keys, the master key and the refresh-token format.
 //! - [`store`] is persistence behind one trait, one module per database.
-//! - [`app`] wires them into a running server; [`config`] reads the settings.
+//! - [`app`] wires them into a running server; [`config`] reads the settings; [`data_dir`] sets up
+//!   or opens the data directory and the master key.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod data_dir;
 pub mod domain;
 pub mod grpc;
 pub mod http;

@@ -90,9 +90,19 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 impl Cli {
-    pub async fn run(self) -> anyhow::Result<()> {
-        let config = Config::resolve(self.config)?;
+    /// The settings this command line gives, over the file and the defaults, checked (see
+    /// [`Config::resolve`]).
+    pub fn resolve_config(&self) -> anyhow::Result<Config> {
+        Config::resolve(self.config.clone())
+    }
+
+    /// Runs the command. Only `serve` (in [`App::run`]) and `migrate` set up a new data directory
+    /// and master key; the others refuse to (see [`crate::data_dir`]).
+    pub async fn run(self, config: Config) -> anyhow::Result<()> {
         let clock = Arc::new(SystemClock);
+        if matches!(self.command, Command::Migrate) {
+            config.data_dir.bootstrap()?;
+        }
         match self.command {
             Command::Serve => {
                 let app = App::build(&config, clock).await?;
@@ -100,7 +110,7 @@ impl Cli {
             }
             Command::Healthcheck => healthcheck(config.grpc_addr).await,
             Command::Migrate => {
-                store::connect(&config.database_url).await?;
+                store::connect(config.database_url.expose()).await?;
                 println!("schema is up to date");
                 Ok(())
             }

@@ -27,6 +27,13 @@ impl<T> From<T> for Secret<T> {
     }
 }
 
+/// So that a secret setting can be written as a literal (`Some("…".into())`).
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

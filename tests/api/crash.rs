@@ -77,7 +77,7 @@ impl Server {
         // Drains stderr until the process dies, so that it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("latchkey serving") {
+                if line.contains("latchkey listening") {
                     let _ = tx.send(line.clone());
                 }
                 let mut log = sink.lock().unwrap();
@@ -196,6 +196,8 @@ pub fn master_key() -> String {
 /// Creates [`USER`] directly in the store these settings name.
 pub async fn add_user(args: ConfigArgs) {
     let config = Config::resolve(args).expect("config");
+    // As `latchkey migrate` would: a fresh data directory gets its master key.
+    config.data_dir.bootstrap().expect("data directory");
     let service = latchkey::app::open_service(&config, Arc::new(SystemClock))
         .await
         .expect("store opens");

@@ -90,7 +90,7 @@ pub async fn spawn_app_in(data_dir: TempDir, tweak: impl FnOnce(&mut ConfigArgs)
     }
     tweak(&mut args);
     let config = Config::resolve(args).expect("test config");
-    let database_url = config.database_url.clone();
+    let database_url = config.database_url.expose().clone();
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let app = App::build(&config, clock.clone())
         .await

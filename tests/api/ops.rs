@@ -339,3 +339,19 @@ fn migrate_on_a_fresh_machine_creates_the_data_directory_and_the_schema() {
         "no key until serve or keys rotate"
     );
 }
+
+#[test]
+fn commands_other_than_serve_and_migrate_refuse_to_create_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("latchkey-data");
+    for args in [&["keys", "list"][..], &["user", "disable", "alice"]] {
+        let out = latchkey(&data).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("no data directory at") && stderr.contains("latchkey migrate"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!data.exists(), "{args:?} created the data directory");
+    }
+}

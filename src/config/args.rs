@@ -1,0 +1,145 @@
+//! The list of settings. Each field is declared once and is at the same time a flag (clap), a
+//! `LATCHKEY_*` variable (clap's `env`, read when the command line is parsed) and a key of the
+//! TOML file (serde, unknown keys refused). Every field is optional: an unset one falls back to the
+//! file, then to the default that [`Config::resolve`](super::Config::resolve) gives it, where it is
+//! also checked. Values stay text here so that errors can name the variable and say what is
+//! allowed, instead of a parser's message about a flag.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::secret::Secret;
+
+/// The settings as given; see the README's Configuration table.
+#[derive(Debug, Args, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (keys in snake_case, e.g. `grpc_addr`).
+    #[arg(long, env = "LATCHKEY_CONFIG", global = true)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Where the SQLite file and the generated master key live [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR", global = true)]
+    pub data_dir: Option<String>,
+    /// sqlite:// or postgres:// URL [default: sqlite://<data dir>/latchkey.db].
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(default, with = "secret_text")]
+    pub database_url: Option<Secret<String>>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "LATCHKEY_GRPC_ADDR", global = true)]
+    pub grpc_addr: Option<String>,
+    /// HTTP listen address: JWKS, health, metrics [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEY_HTTP_ADDR", global = true)]
+    pub http_addr: Option<String>,
+    /// `iss` of issued tokens [default: latchkey].
+    #[arg(long, env = "LATCHKEY_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// `aud` of issued tokens, required of presented ones [default: latchkey].
+    #[arg(long, env = "LATCHKEY_AUDIENCE", global = true)]
+    pub audience: Option<String>,
+    /// Access token lifetime [default: 15m].
+    #[arg(long, env = "LATCHKEY_ACCESS_TTL", global = true)]
+    pub access_ttl: Option<String>,
+    /// Refresh token idle lifetime, renewed by each refresh; at least the access TTL [default: 14d].
+    #[arg(long, env = "LATCHKEY_REFRESH_TTL", global = true)]
+    pub refresh_ttl: Option<String>,
+    /// Absolute session lifetime from login; at least the access TTL [default: 30d].
+    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", global = true)]
+    pub session_max_age: Option<String>,
+    /// Window in which the just-spent refresh token is a retry, not reuse; 0s disables; shorter
+    /// than the refresh TTL [default: 10s].
+    #[arg(long, env = "LATCHKEY_REUSE_GRACE", global = true)]
+    pub reuse_grace: Option<String>,
+    /// EdDSA, ES256 or RS256 [default: EdDSA].
+    #[arg(long, env = "LATCHKEY_SIGNING_ALG", global = true)]
+    pub signing_alg: Option<String>,
+    /// Tolerated clock skew on exp/nbf, whole seconds [default: 5s].
+    #[arg(long, env = "LATCHKEY_CLOCK_LEEWAY", global = true)]
+    pub clock_leeway: Option<String>,
+    /// Base64 of 32 random bytes; every replica needs the same [default: generated into the data dir].
+    #[arg(
+        long,
+        env = "LATCHKEY_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(default, with = "secret_text")]
+    pub master_key: Option<Secret<String>>,
+    /// argon2id memory cost in KiB, 8 to 4194304 [default: 19456].
+    #[arg(long, env = "LATCHKEY_PASSWORD_MEMORY_KIB", global = true)]
+    pub password_memory_kib: Option<u32>,
+    /// argon2id iterations, at least 1 [default: 2].
+    #[arg(long, env = "LATCHKEY_PASSWORD_ITERATIONS", global = true)]
+    pub password_iterations: Option<u32>,
+    /// Password hashes computed at once, 1 to 1024; more callers wait, beyond 8× this they get
+    /// OVERLOADED [default: the number of CPUs].
+    #[arg(long, env = "LATCHKEY_HASH_CONCURRENCY", global = true)]
+    pub hash_concurrency: Option<usize>,
+    /// How often revocations made by other processes are picked up [default: 50ms].
+    #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]
+    pub revocation_sync_interval: Option<String>,
+    /// How often the signing keys are re-read, so `keys rotate` reaches servers [default: 1s].
+    #[arg(long, env = "LATCHKEY_KEY_SYNC_INTERVAL", global = true)]
+    pub key_sync_interval: Option<String>,
+    /// How often expired sessions and old records are purged [default: 60s].
+    #[arg(long, env = "LATCHKEY_HOUSEKEEPING_INTERVAL", global = true)]
+    pub housekeeping_interval: Option<String>,
+    /// How often the store is pinged for health, and opening it retried [default: 1s].
+    #[arg(long, env = "LATCHKEY_HEALTH_CHECK_INTERVAL", global = true)]
+    pub health_check_interval: Option<String>,
+    /// How often the active-session gauge and the metrics histograms are refreshed [default: 15s].
+    #[arg(long, env = "LATCHKEY_GAUGE_REFRESH_INTERVAL", global = true)]
+    pub gauge_refresh_interval: Option<String>,
+    /// How long in-flight calls may take to finish after SIGTERM [default: 10s].
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
+    /// Log filter, tracing syntax such as `info,latchkey=debug` [default: info].
+    #[arg(long, env = "LATCHKEY_LOG", global = true)]
+    pub log: Option<String>,
+    /// `text` or `json` (one object per line, for log shippers) [default: text].
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+impl ConfigArgs {
+    /// These settings over `lower`: a setting given here wins, an unset one is taken from
+    /// `lower`. Both go through serde, so no field is listed again.
+    pub(super) fn over(self, lower: Self) -> anyhow::Result<Self> {
+        let (serde_json::Value::Object(mut merged), serde_json::Value::Object(upper)) =
+            (serde_json::to_value(lower)?, serde_json::to_value(&self)?)
+        else {
+            anyhow::bail!("settings are not a map");
+        };
+        merged.extend(upper.into_iter().filter(|(_, value)| !value.is_null()));
+        let mut layered: Self = serde_json::from_value(merged.into())?;
+        layered.config = self.config;
+        Ok(layered)
+    }
+}
+
+/// A secret setting is plain text in the file and in the merge, and [`Secret`] everywhere else.
+mod secret_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::domain::secret::Secret;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Secret<String>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.as_ref().map(Secret::expose).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Secret<String>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+    }
+}
