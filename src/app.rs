@@ -15,9 +15,13 @@ use crate::{
     config::{Config, redact_url},
     crypto::seal::MasterKey,
     grpc, http,
-    service::{Clock, Service, ServiceCell, ServiceError},
+    service::{Clock, Service, ServiceError},
     store::{self, StoreError},
 };
+
+mod cell;
+
+pub use cell::ServiceCell;
 
 /// How often revocations made by other processes are picked up.
 const REVOCATION_SYNC: Duration = Duration::from_millis(50);
@@ -58,6 +62,12 @@ pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
         .with_context(|| format!("opening the store at {}", redact_url(&config.database_url)))?;
     let service = Service::new(store, clock, config.settings.clone(), &master_key).await?;
     Ok(Arc::new(service))
+}
+
+/// For `latchkey migrate`: opens the configured store, which creates and migrates it as needed.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    store::connect(&config.database_url).await?;
+    Ok(())
 }
 
 /// Whether opening failed only because the store cannot be reached (worth retrying).
@@ -211,7 +221,7 @@ async fn start(
     let mut serving = true;
     loop {
         tokio::time::sleep(HEALTH_CHECK).await;
-        let ping = tokio::time::timeout(HEALTH_CHECK, service.store().ping()).await;
+        let ping = tokio::time::timeout(HEALTH_CHECK, service.ping()).await;
         let healthy = matches!(ping, Ok(Ok(())));
         if *stop.borrow() {
             std::future::pending::<()>().await;
@@ -238,7 +248,7 @@ fn spawn_background(
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_revocations().await {
-                warn!(error = %e, "revocation sync failed");
+                warn!(error = %e.chain(), "revocation sync failed");
             }
         }
     }));
@@ -247,7 +257,7 @@ fn spawn_background(
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_keys().await {
-                warn!(error = %e, "signing key sync failed");
+                warn!(error = %e.chain(), "signing key sync failed");
             }
         }
     }));
@@ -258,7 +268,7 @@ fn spawn_background(
             match s.housekeeping().await {
                 Ok(0) => {}
                 Ok(purged) => info!(purged, "housekeeping"),
-                Err(e) => warn!(error = %e, "housekeeping failed"),
+                Err(e) => warn!(error = %e.chain(), "housekeeping failed"),
             }
         }
     }));
