@@ -24,9 +24,9 @@ use latchkey::{
     app::App,
     config::{Config, ConfigArgs},
     crypto::password::{Cost, Hasher},
-    domain::types::Password,
+    domain::types::{ClientId, Device, Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::SystemClock,
+    service::{LoginCommand, SystemClock},
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -124,12 +124,9 @@ async fn main() -> anyhow::Result<()> {
     let (addr, cell) = (app.grpc_addr, app.service_cell());
     tokio::spawn(app.run(std::future::pending()));
     let service = cell.wait().await;
+    let read = Scope::parse("read".into())?;
     service
-        .add_user(
-            "bench",
-            "correct horse battery staple".into(),
-            vec!["read".into()],
-        )
+        .add_user(&username("bench"), password(), vec![read])
         .await?;
 
     let channel = Channel::from_shared(format!("http://{addr}"))?
@@ -269,11 +266,7 @@ async fn main() -> anyhow::Result<()> {
     };
     for i in 0..8 {
         service
-            .add_user(
-                &format!("known{i}"),
-                "correct horse battery staple".into(),
-                vec![],
-            )
+            .add_user(&username(&format!("known{i}")), password(), vec![])
             .await?;
     }
     let known = failing("known").await;
@@ -304,12 +297,20 @@ fn password() -> Password {
     Password::parse("correct horse battery staple".into()).expect("a valid password")
 }
 
+fn username(name: &str) -> Username {
+    Username::parse(name).expect("a valid username")
+}
+
 /// A fresh session's refresh token, opened through the service directly (not part of any figure).
 async fn service_login(service: &latchkey::service::Service) -> String {
-    let input = latchkey::service::LoginInput {
-        username: "bench".into(),
-        password: "correct horse battery staple".into(),
-        ..Default::default()
+    let command = LoginCommand {
+        username: username("bench"),
+        password: password(),
+        client_id: ClientId::parse(String::new()).expect("the default client"),
+        device: Device::parse(String::new()).expect("no device"),
+        scopes: Vec::new(),
+        ip: String::new(),
     };
-    service.login(input).await.expect("login").refresh_token
+    let pair = service.login(command).await.expect("login");
+    pair.refresh_token.into_inner()
 }

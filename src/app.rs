@@ -14,9 +14,13 @@ use tracing::{info, warn};
 use crate::{
     config::{Config, Periods, redact_url},
     grpc, http,
-    service::{Clock, Service, ServiceCell, ServiceError},
+    service::{Clock, Service, ServiceError},
     store::{self, StoreError},
 };
+
+mod cell;
+
+pub use cell::ServiceCell;
 
 /// Opens the configured store and prepares the service, for a deployment that exists: the data
 /// directory and master key are set up by `serve` (see [`App::run`]) and `migrate` only.
@@ -28,6 +32,12 @@ pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
         .with_context(|| format!("opening the store at {}", redact_url(url)))?;
     let service = Service::new(store, clock, config.settings.clone(), &master_key).await?;
     Ok(Arc::new(service))
+}
+
+/// For `latchkey migrate`: opens the configured store, which creates and migrates it as needed.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    store::connect(config.database_url.expose()).await?;
+    Ok(())
 }
 
 /// Whether opening failed only because the store cannot be reached (worth retrying).
@@ -189,7 +199,7 @@ async fn start(
     let mut serving = true;
     loop {
         tokio::time::sleep(periods.health_check).await;
-        let ping = tokio::time::timeout(periods.health_check, service.store().ping()).await;
+        let ping = tokio::time::timeout(periods.health_check, service.ping()).await;
         let healthy = matches!(ping, Ok(Ok(())));
         if *stop.borrow() {
             std::future::pending::<()>().await;
@@ -217,7 +227,7 @@ fn spawn_background(
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_revocations().await {
-                warn!(error = %e, "revocation sync failed");
+                warn!(error = %e.chain(), "revocation sync failed");
             }
         }
     }));
@@ -226,7 +236,7 @@ fn spawn_background(
         let s = s.clone();
         async move {
             if let Err(e) = s.sync_keys().await {
-                warn!(error = %e, "signing key sync failed");
+                warn!(error = %e.chain(), "signing key sync failed");
             }
         }
     }));
@@ -237,7 +247,7 @@ fn spawn_background(
             match s.housekeeping().await {
                 Ok(0) => {}
                 Ok(purged) => info!(purged, "housekeeping"),
-                Err(e) => warn!(error = %e, "housekeeping failed"),
+                Err(e) => warn!(error = %e.chain(), "housekeeping failed"),
             }
         }
     }));

@@ -2,15 +2,20 @@
 //!
 //! Data flows one way, from the edges inwards:
 //!
-//! - [`grpc`], [`http`] and [`cli`] are the edges: they parse requests into validated types and
-//!   turn [`service::ServiceError`] into statuses, HTTP codes or exit codes.
+//! - [`grpc`], [`http`] and [`cli`] are the edges: they parse requests into validated domain types
+//!   and service commands, call [`service::Service`]'s own methods, and turn
+//!   [`service::ServiceError`] into statuses, HTTP codes or exit codes. They import neither
+//!   [`store`] nor [`crypto`].
 //! - [`service`] holds the use cases (login, refresh, revoke, introspect, logout-all, sessions,
 //!   keys) and owns the clock, the signing keys in memory and the revocation cache.
-//! - [`domain`] is the rules: token families, lifetimes, throttling, scopes. Pure, time passed in.
-//! - [`crypto`] is argon2id, JWTs, signing keys, the master key and the refresh-token format.
+//! - [`domain`] is the rules: token families, lifetimes, throttling, scopes, and the validated
+//!   types (names, passwords, the refresh-token format). Pure, time passed in.
+//! - [`crypto`] is argon2id, JWTs, signing keys, the master key, and making and hashing refresh
+//!   tokens.
 //! - [`store`] is persistence behind one trait, one module per database.
-//! - [`app`] wires them into a running server; [`config`] reads the settings; [`data_dir`] sets up
-//!   or opens the data directory and the master key.
+//! - [`app`] wires them into a running server (and holds the service for the edges until the
+//!   store is reached); [`config`] reads the settings; [`data_dir`] sets up or opens the data
+//!   directory and the master key.
 #![forbid(unsafe_code)]
 
 pub mod app;

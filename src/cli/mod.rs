@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::{
     app::{self, App},
     config::{Config, ConfigArgs},
+    domain::types::{Password, Scope, Username},
     service::{KeyStatus, SystemClock},
-    store,
 };
 
 #[derive(Debug, Parser)]
@@ -75,7 +75,7 @@ pub enum KeysCommand {
     List,
 }
 
-fn read_password() -> anyhow::Result<String> {
+fn read_password() -> anyhow::Result<Password> {
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
@@ -86,7 +86,7 @@ fn read_password() -> anyhow::Result<String> {
     if trimmed.is_empty() {
         bail!("no password on standard input");
     }
-    Ok(trimmed)
+    Ok(Password::parse(trimmed)?)
 }
 
 impl Cli {
@@ -110,7 +110,7 @@ impl Cli {
             }
             Command::Healthcheck => healthcheck(config.grpc_addr).await,
             Command::Migrate => {
-                store::connect(config.database_url.expose()).await?;
+                app::migrate(&config).await?;
                 println!("schema is up to date");
                 Ok(())
             }
@@ -118,21 +118,26 @@ impl Cli {
                 let service = app::open_service(&config, clock).await?;
                 match command {
                     UserCommand::Add { name, scopes, .. } => {
-                        println!(
-                            "{}",
-                            service.add_user(&name, read_password()?, scopes).await?
-                        );
+                        let name = Username::parse(&name)?;
+                        let password = read_password()?;
+                        let scopes = scopes
+                            .into_iter()
+                            .map(Scope::parse)
+                            .collect::<Result<_, _>>()?;
+                        let id = service.add_user(&name, password, scopes).await?;
+                        println!("{id}");
                     }
                     UserCommand::SetPassword { name, .. } => {
+                        let name = Username::parse(&name)?;
                         let revoked = service.set_password(&name, read_password()?).await?;
                         println!("password changed; {revoked} session(s) revoked");
                     }
                     UserCommand::Disable { name } => {
-                        let revoked = service.disable_user(&name).await?;
+                        let revoked = service.disable_user(&Username::parse(&name)?).await?;
                         println!("disabled; {revoked} session(s) revoked");
                     }
                     UserCommand::Enable { name } => {
-                        service.enable_user(&name).await?;
+                        service.enable_user(&Username::parse(&name)?).await?;
                         println!("enabled");
                     }
                 }
@@ -143,7 +148,7 @@ impl Cli {
                 match command {
                     KeysCommand::Rotate => println!("{}", service.rotate_keys().await?),
                     KeysCommand::List => {
-                        for key in service.keys().list()? {
+                        for key in service.list_keys()? {
                             let status = match key.status {
                                 KeyStatus::Active => "active",
                                 KeyStatus::Published => "published",

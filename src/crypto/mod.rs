@@ -1,5 +1,5 @@
 //! Everything secret: password hashing on a bounded blocking pool, the master key and what it
-//! seals, signing keys and JWTs, and the refresh-token format.
+//! seals, signing keys and JWTs, and the making and hashing of refresh tokens.
 
 pub mod jwt;
 pub mod keys;

@@ -26,6 +26,24 @@ pub struct Lifetimes {
     pub reuse_grace: UnixMs,
 }
 
+impl Lifetimes {
+    /// How long after `now` an access token issued until `now` may still be accepted: its
+    /// lifetime, the clock leeway, and a second of slack for `iat` being whole seconds and for a
+    /// token issued by a call that raced the revocation. A revocation must be remembered this long,
+    /// and a superseded signing key trusted this long after its last signature.
+    pub fn access_horizon(&self, leeway_secs: i64) -> UnixMs {
+        self.access_ttl + leeway_secs * 1000 + 1000
+    }
+}
+
+/// When the access token expiring at `exp` (Unix seconds) is refused everywhere, with the same
+/// leeway and slack as [`Lifetimes::access_horizon`]: the revocation of that one token (by its id)
+/// matters until then. Taken from the token itself, so it holds even if the access lifetime was
+/// changed since the token was issued.
+pub fn access_token_dead_at(exp: i64, leeway_secs: i64) -> UnixMs {
+    (exp + leeway_secs + 1) * 1000
+}
+
 /// The timestamps of a new session opened at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opening {
@@ -56,8 +74,9 @@ pub struct FamilyState {
 /// What to do with a presented refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The live token: spend it and issue generation `next` with a renewed idle expiry.
-    Rotate { next: i64, idle_expires_at: UnixMs },
+    /// The live token: spend it, and the family becomes `next` (generation n + 1, rotated now, with
+    /// a renewed idle expiry).
+    Rotate { next: FamilyState },
     /// The token spent by the last rotation, re-presented in the grace window while its successor
     /// is unspent: answer with that same successor again.
     Retry,
@@ -85,8 +104,12 @@ pub fn judge(state: &FamilyState, generation: i64, now: UnixMs, lifetimes: &Life
     }
     if generation == state.generation {
         return Verdict::Rotate {
-            next: generation + 1,
-            idle_expires_at: (now + lifetimes.refresh_ttl).min(state.absolute_expires_at),
+            next: FamilyState {
+                generation: generation + 1,
+                rotated_at: Some(now),
+                idle_expires_at: (now + lifetimes.refresh_ttl).min(state.absolute_expires_at),
+                ..*state
+            },
         };
     }
     let just_spent = generation == state.generation - 1;
@@ -123,15 +146,7 @@ mod tests {
     /// The state after applying a rotation verdict at `now`.
     fn rotated(state: FamilyState, now: UnixMs) -> FamilyState {
         match judge(&state, state.generation, now, &LIFE) {
-            Verdict::Rotate {
-                next,
-                idle_expires_at,
-            } => FamilyState {
-                generation: next,
-                rotated_at: Some(now),
-                idle_expires_at,
-                ..state
-            },
+            Verdict::Rotate { next } => next,
             other => panic!("expected a rotation, got {other:?}"),
         }
     }
@@ -154,8 +169,12 @@ mod tests {
         assert_eq!(
             judge(&s, 1, now, &LIFE),
             Verdict::Rotate {
-                next: 2,
-                idle_expires_at: now + 100 * S
+                next: FamilyState {
+                    generation: 2,
+                    rotated_at: Some(now),
+                    idle_expires_at: now + 100 * S,
+                    ..s
+                }
             }
         );
     }
@@ -168,8 +187,12 @@ mod tests {
         assert_eq!(
             judge(&s, 1, now, &LIFE),
             Verdict::Rotate {
-                next: 2,
-                idle_expires_at: T0 + 1000 * S
+                next: FamilyState {
+                    generation: 2,
+                    rotated_at: Some(now),
+                    idle_expires_at: T0 + 1000 * S,
+                    ..s
+                }
             }
         );
     }
@@ -251,6 +274,12 @@ mod tests {
     fn a_token_from_a_future_generation_is_not_trusted() {
         // Only the store mints generations, so this cannot happen honestly; it must not rotate.
         assert_eq!(judge(&fresh(), 7, T0, &LIFE), Verdict::Reuse);
+    }
+
+    #[test]
+    fn the_access_horizon_covers_the_lifetime_the_leeway_and_a_second() {
+        assert_eq!(LIFE.access_horizon(5), 900 * S + 5 * S + S);
+        assert_eq!(access_token_dead_at(1_700_000_900, 5), 1_700_000_906 * S);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod throttle;
+pub mod token;
 pub mod types;
 
 /// Unix time in milliseconds: finer than the wire's seconds wherever order matters.

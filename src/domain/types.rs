@@ -1,7 +1,9 @@
 //! Validated values: raw strings from the wire become these at the edge, so the rest of the code
 //! never handles an unchecked one.
 
-use std::fmt;
+use zeroize::Zeroizing;
+
+use super::secret::Secret;
 
 /// Why an input was refused before any work was done.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub enum InputError {
     ControlCharacters(&'static str),
     #[error("{0} is out of range")]
     OutOfRange(&'static str),
+    #[error("{0:?} is not a scope: scopes are single words")]
+    BadScope(String),
 }
 
 /// SHA-256 of a refresh token: how the store finds it (the token itself is never stored).
@@ -28,7 +32,7 @@ const MAX_DEVICE_BYTES: usize = 256;
 const MAX_CLIENT_ID_BYTES: usize = 256;
 
 /// A login name: 1–256 bytes of UTF-8 without control characters, compared exactly as given.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
 impl Username {
@@ -50,74 +54,90 @@ impl Username {
     }
 }
 
-impl fmt::Debug for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Username").field(&self.0).finish()
-    }
-}
-
-/// A password as given: at most 1,024 bytes. `Debug` never shows it.
-pub struct Password(String);
+/// A password as given: at most 1,024 bytes. Never printed, and wiped from memory when dropped.
+#[derive(Debug)]
+pub struct Password(Secret<Zeroizing<String>>);
 
 impl Password {
     pub fn parse(raw: String) -> Result<Self, InputError> {
+        // Wrapped first, so that a refused password is wiped too.
+        let raw = Zeroizing::new(raw);
         if raw.is_empty() {
             return Err(InputError::Missing("password"));
         }
         if raw.len() > MAX_PASSWORD_BYTES {
             return Err(InputError::TooLong("password"));
         }
-        Ok(Self(raw))
+        Ok(Self(Secret::new(raw)))
     }
 
     pub fn expose(&self) -> &str {
+        self.0.expose().as_str()
+    }
+}
+
+/// The client a session is for: at most 256 bytes, no control characters; empty means `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: String) -> Result<Self, InputError> {
+        let id = bounded_text("client_id", raw, MAX_CLIENT_ID_BYTES)?;
+        Ok(Self(if id.is_empty() {
+            "default".to_owned()
+        } else {
+            id
+        }))
+    }
+
+    pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-impl Drop for Password {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
 /// A device name for a session: at most 256 bytes, no control characters; may be empty.
-pub fn parse_device(raw: &str) -> Result<String, InputError> {
-    bounded_text("device", raw, MAX_DEVICE_BYTES)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device(String);
+
+impl Device {
+    pub fn parse(raw: String) -> Result<Self, InputError> {
+        bounded_text("device", raw, MAX_DEVICE_BYTES).map(Self)
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-/// The client a session is for; empty means `default`.
-pub fn parse_client_id(raw: &str) -> Result<String, InputError> {
-    let id = bounded_text("client_id", raw, MAX_CLIENT_ID_BYTES)?;
-    Ok(if id.is_empty() {
-        "default".to_owned()
-    } else {
-        id
-    })
+/// A scope a user may hold: one word, without whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(raw: String) -> Result<Self, InputError> {
+        if raw.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InputError::BadScope(raw));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-fn bounded_text(what: &'static str, raw: &str, max: usize) -> Result<String, InputError> {
+fn bounded_text(what: &'static str, raw: String, max: usize) -> Result<String, InputError> {
     if raw.len() > max {
         return Err(InputError::TooLong(what));
     }
     if raw.chars().any(char::is_control) {
         return Err(InputError::ControlCharacters(what));
     }
-    Ok(raw.to_owned())
-}
-
-/// Refuses a token past the size limit; an empty one is refused where the call requires one.
-pub fn check_token_size(token: &str) -> Result<(), InputError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(InputError::TooLong("token"));
-    }
-    Ok(())
+    Ok(raw)
 }
 
 #[cfg(test)]
@@ -148,12 +168,28 @@ mod tests {
         );
         let p = Password::parse("hunter2".into()).unwrap();
         assert!(!format!("{p:?}").contains("hunter2"));
+        assert_eq!(p.expose(), "hunter2");
     }
 
     #[test]
     fn an_empty_client_id_is_default() {
-        assert_eq!(parse_client_id("").unwrap(), "default");
-        assert_eq!(parse_client_id("billing").unwrap(), "billing");
-        assert!(parse_device(&"d".repeat(257)).is_err());
+        assert_eq!(ClientId::parse(String::new()).unwrap().as_str(), "default");
+        assert_eq!(
+            ClientId::parse("billing".into()).unwrap().as_str(),
+            "billing"
+        );
+        assert!(Device::parse("d".repeat(257)).is_err());
+        assert!(Device::parse(String::new()).is_ok());
+    }
+
+    #[test]
+    fn scopes_are_single_words() {
+        assert!(Scope::parse("read".into()).is_ok());
+        for bad in ["", "read write", "tab\there"] {
+            assert_eq!(
+                Scope::parse(bad.into()),
+                Err(InputError::BadScope(bad.into()))
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! AuthService: one thin handler per RPC. Each one turns the request into the service's terms,
-//! calls it, and turns the answer (or the error, through `status::to_status`) back.
+//! AuthService: one thin handler per RPC. Each one parses the request into the service's terms
+//! (see `convert`), calls the service, and turns the answer (or the error, through
+//! `status::to_status`) back.
 
 use std::{pin::Pin, sync::Arc};
 
@@ -7,15 +8,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{pb, status::to_status};
+use super::{bearer::bearer, convert, pb, status::to_status};
 use crate::{
-    crypto::jwt::AccessClaims,
+    app::ServiceCell,
     domain::{
-        revocation::{Revocation, RevocationTarget},
-        to_secs,
+        token::{PresentedToken, RefreshToken},
         types::InputError,
     },
-    service::{Introspection, LoginInput, Service, ServiceCell, TokenKind, TokenPair},
+    service::{Caller, LoginCommand, RevocationWatch, Service, ServiceError},
 };
 
 pub struct AuthApi {
@@ -33,78 +33,17 @@ impl AuthApi {
         self.cell.get().map_err(to_status)
     }
 
-    fn caller(&self, metadata: &MetadataMap) -> Result<AccessClaims, Status> {
+    fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
         self.service()?
-            .authenticate(bearer(metadata))
+            .authenticate(header.and_then(bearer))
             .map_err(to_status)
     }
 }
 
-/// The token of an `authorization: Bearer <token>` header (scheme case-insensitive).
-pub fn bearer(metadata: &MetadataMap) -> Option<&str> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn token_response(pair: TokenPair) -> pb::TokenResponse {
-    pb::TokenResponse {
-        access_token: pair.access_token,
-        refresh_token: pair.refresh_token,
-        token_type: "Bearer".into(),
-        expires_in: pair.expires_in,
-        refresh_expires_in: pair.refresh_expires_in,
-        session_id: pair.session_id,
-        scope: pair.scope,
-    }
-}
-
-fn introspection(found: Option<Introspection>) -> pb::IntrospectResponse {
-    let Some(i) = found else {
-        return pb::IntrospectResponse::default();
-    };
-    pb::IntrospectResponse {
-        active: true,
-        token_type: match i.kind {
-            TokenKind::Access => "access_token",
-            TokenKind::Refresh => "refresh_token",
-        }
-        .into(),
-        sub: i.sub,
-        username: i.username,
-        session_id: i.session_id,
-        scope: i.scope,
-        client_id: i.client_id,
-        exp: i.exp,
-        iat: i.iat,
-        nbf: i.nbf,
-        jti: i.jti,
-        iss: i.iss,
-        aud: i.aud,
-    }
-}
-
-fn revocation_event(r: Revocation) -> pb::RevocationEvent {
-    use pb::revocation_event::Target;
-    let target = match r.target {
-        RevocationTarget::Session(id) => Target::SessionId(id),
-        RevocationTarget::Jti(jti) => Target::Jti(jti),
-        RevocationTarget::User {
-            user_id,
-            not_before,
-        } => Target::User(pb::UserCutoff {
-            user_id,
-            not_before: to_secs(not_before),
-        }),
-    };
-    pb::RevocationEvent {
-        seq: u64::try_from(r.seq).unwrap_or_default(),
-        target: Some(target),
-        expires_at: to_secs(r.expires_at),
-    }
+/// A parse error as the client sees it.
+fn refused(e: impl Into<ServiceError>) -> Status {
+    to_status(e.into())
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
@@ -115,43 +54,33 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        let ip = request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        let r = request.into_inner();
-        let input = LoginInput {
-            username: r.username,
-            password: r.password,
-            scopes: r.scopes,
-            client_id: r.client_id,
-            device: r.device,
-            ip,
-        };
-        let pair = self.service()?.login(input).await.map_err(to_status)?;
-        Ok(Response::new(token_response(pair)))
+        let service = self.service()?;
+        let command = LoginCommand::try_from(request).map_err(refused)?;
+        let pair = service.login(command).await.map_err(to_status)?;
+        Ok(Response::new(convert::token_response(pair)))
     }
 
     async fn refresh(
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        let pair = self
-            .service()?
-            .refresh(&request.get_ref().refresh_token)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(token_response(pair)))
+        let service = self.service()?;
+        let token = RefreshToken::parse(request.into_inner().refresh_token).map_err(refused)?;
+        let pair = service.refresh(token).await.map_err(to_status)?;
+        Ok(Response::new(convert::token_response(pair)))
     }
 
     async fn revoke(
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        self.service()?
-            .revoke(&request.get_ref().token)
-            .await
-            .map_err(to_status)?;
+        let service = self.service()?;
+        let raw = &request.get_ref().token;
+        if raw.is_empty() {
+            return Err(refused(InputError::Missing("token")));
+        }
+        let token = PresentedToken::parse(raw).map_err(refused)?;
+        service.revoke(token).await.map_err(to_status)?;
         Ok(Response::new(pb::RevokeResponse {}))
     }
 
@@ -159,12 +88,10 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        let found = self
-            .service()?
-            .introspect(&request.get_ref().token)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(introspection(found)))
+        let service = self.service()?;
+        let token = PresentedToken::parse(&request.get_ref().token).map_err(refused)?;
+        let found = service.introspect(token).await.map_err(to_status)?;
+        Ok(Response::new(convert::introspection(found)))
     }
 
     async fn logout_all(
@@ -190,19 +117,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
             .list_sessions(&caller)
             .await
             .map_err(to_status)?;
-        let sessions = sessions
-            .into_iter()
-            .map(|s| pb::Session {
-                session_id: s.session_id,
-                client_id: s.client_id,
-                device: s.device,
-                ip: s.ip,
-                created_at: to_secs(s.created_at),
-                last_used_at: to_secs(s.last_used_at),
-                expires_at: to_secs(s.expires_at),
-                current: s.current,
-            })
-            .collect();
+        let sessions = sessions.into_iter().map(convert::session).collect();
         Ok(Response::new(pb::ListSessionsResponse { sessions }))
     }
 
@@ -210,7 +125,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         _: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        let jwks = self.service()?.keys().jwks_json().map_err(to_status)?;
+        let jwks = self.service()?.jwks_json().map_err(to_status)?;
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: jwks.to_string(),
         }))
@@ -223,48 +138,36 @@ impl pb::auth_service_server::AuthService for AuthApi {
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = i64::try_from(request.get_ref().after_seq)
-            .map_err(|_| to_status(InputError::OutOfRange("after_seq").into()))?;
+            .map_err(|_| refused(InputError::OutOfRange("after_seq")))?;
+        let watch = self.service()?.watch_revocations(after);
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(feed(
-            self.service()?.clone(),
-            after,
-            tx,
-            self.stopping.clone(),
-        ));
+        tokio::spawn(feed(watch, tx, self.stopping.clone()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
-/// Sends every event after `after`, then waits for newer ones, until the client goes away or the
-/// server stops. Events are read from the store, so a slow client never misses one: it just reads
-/// further behind.
+/// Sends the events of `watch` as they come, until the client goes away or the server stops.
 async fn feed(
-    service: Arc<Service>,
-    mut after: i64,
+    mut watch: RevocationWatch,
     tx: mpsc::Sender<Result<pb::RevocationEvent, Status>>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut latest = service.revocations().subscribe();
     loop {
-        let events = match service.store().revocations_after(after, 500).await {
+        let events = tokio::select! {
+            events = watch.next_events() => events,
+            () = tx.closed() => return,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let events = match events {
             Ok(events) => events,
             Err(e) => {
-                let _ = tx.send(Err(to_status(e.into()))).await;
+                let _ = tx.send(Err(to_status(e))).await;
                 return;
             }
         };
-        let caught_up = events.len() < 500;
         for event in events {
-            after = event.seq;
-            if tx.send(Ok(revocation_event(event))).await.is_err() {
+            if tx.send(Ok(convert::revocation_event(event))).await.is_err() {
                 return;
-            }
-        }
-        if caught_up {
-            tokio::select! {
-                changed = latest.wait_for(|seen| *seen > after) => if changed.is_err() { return },
-                () = tx.closed() => return,
-                _ = stopping.wait_for(|stop| *stop) => return,
             }
         }
     }

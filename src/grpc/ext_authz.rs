@@ -12,7 +12,8 @@ use envoy_types::ext_authz::v3::{
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use crate::{domain::types::check_token_size, service::ServiceCell};
+use super::bearer::bearer;
+use crate::app::ServiceCell;
 
 const HEADER_PREFIX: &str = "x-latchkey-";
 
@@ -24,11 +25,6 @@ impl ExtAuthz {
     pub fn new(cell: Arc<ServiceCell>) -> Self {
         Self { cell }
     }
-}
-
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn deny() -> CheckResponse {
@@ -56,22 +52,21 @@ impl Authorization for ExtAuthz {
         let headers = request.get_client_headers();
         let token = headers
             .and_then(|h| h.get("authorization"))
-            .and_then(|v| bearer(v))
-            .filter(|t| check_token_size(t).is_ok());
-        let claims = match token.map(|t| self.cell.get().and_then(|s| s.active_access(t))) {
-            Some(Ok(Some(claims))) => claims,
+            .and_then(|v| bearer(v));
+        let caller = match token.map(|t| self.cell.get().and_then(|s| s.check_access(t))) {
+            Some(Ok(Some(caller))) => caller,
             Some(Err(e)) => {
                 // Activity could not be established: fail closed.
-                warn!(error = %e, "ext_authz check failed closed");
+                warn!(error = %e.chain(), "ext_authz check failed closed");
                 return Ok(Response::new(deny()));
             }
             _ => return Ok(Response::new(deny())),
         };
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
-        ok.add_header("x-latchkey-sub", claims.sub, overwrite, true)
-            .add_header("x-latchkey-session", claims.sid, overwrite, true)
-            .add_header("x-latchkey-scope", claims.scope, overwrite, true);
+        ok.add_header("x-latchkey-sub", caller.user_id, overwrite, true)
+            .add_header("x-latchkey-session", caller.session_id, overwrite, true)
+            .add_header("x-latchkey-scope", caller.scope, overwrite, true);
         for name in headers.into_iter().flat_map(|h| h.keys()) {
             let ours = ["x-latchkey-sub", "x-latchkey-session", "x-latchkey-scope"]
                 .contains(&name.as_str());

@@ -6,9 +6,11 @@ use std::{sync::Arc, time::Duration};
 use tonic::transport::{Server, server::Router};
 use tonic_health::server::HealthReporter;
 
-use crate::service::ServiceCell;
+use crate::app::ServiceCell;
 
 mod auth;
+mod bearer;
+mod convert;
 mod ext_authz;
 mod metrics;
 pub mod status;

@@ -1,6 +1,6 @@
 //! `ServiceError` → gRPC status, in one place: the code, a `google.rpc.ErrorInfo` with domain
-//! `latchkey` and the reason from API.md, and a message for people. Internal causes are logged
-//! here and never sent.
+//! `latchkey` and the reason from API.md, and a message for people. Internal causes (the error's
+//! `source` chain) are logged here and never sent.
 
 use std::collections::HashMap;
 
@@ -36,12 +36,12 @@ pub fn classify(e: &ServiceError) -> (Code, &'static str) {
 pub fn to_status(e: ServiceError) -> Status {
     let (code, reason) = classify(&e);
     let message = match &e {
-        ServiceError::Internal(cause) => {
-            error!(cause = %cause, "internal error");
+        ServiceError::Internal(_) => {
+            error!(cause = %e.chain(), "internal error");
             "internal error".to_owned()
         }
-        ServiceError::StoreUnavailable(cause) => {
-            error!(cause = %cause, "store unavailable");
+        ServiceError::StoreUnavailable(_) => {
+            error!(cause = %e.chain(), "store unavailable");
             e.to_string()
         }
         _ => e.to_string(),

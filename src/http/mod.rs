@@ -12,7 +12,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::service::ServiceCell;
+use crate::app::ServiceCell;
 
 #[derive(Clone)]
 struct AppState {
@@ -30,7 +30,7 @@ pub fn router(cell: Arc<ServiceCell>, metrics: PrometheusHandle) -> Router {
 }
 
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    match state.cell.get().and_then(|s| s.keys().jwks_json()) {
+    match state.cell.get().and_then(|s| s.jwks_json()) {
         Ok(json) => (
             StatusCode::OK,
             [
@@ -52,7 +52,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "starting: store not reached yet\n",
         );
     };
-    match tokio::time::timeout(Duration::from_secs(1), service.store().ping()).await {
+    match tokio::time::timeout(Duration::from_secs(1), service.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
     }

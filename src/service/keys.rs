@@ -9,7 +9,7 @@ use std::{
 
 use jsonwebtoken::jwk::JwkSet;
 
-use super::{ServiceError, ServiceResult};
+use super::{Service, ServiceError, ServiceResult};
 use crate::{
     crypto::{
         CryptoError,
@@ -20,8 +20,10 @@ use crate::{
     store::{KeyRecord, Store},
 };
 
-/// How long a replica may keep signing with a superseded key before it notices the new one.
-const SIGNER_LAG: UnixMs = 5_000;
+/// How long a replica may keep signing with a superseded key before its key sync notices the new
+/// one. With the access horizon's second of slack, a superseded key stays trusted 5 s beyond the
+/// access lifetime and leeway.
+const SIGNER_LAG: UnixMs = 4_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
@@ -50,22 +52,24 @@ struct KeySet {
     next_retirement: Option<UnixMs>,
 }
 
-pub struct Keyring {
+pub(super) struct Keyring {
     sealer: Sealer,
-    /// How long after being superseded a key stays trusted.
+    /// How long after being superseded a key stays trusted: a replica may still sign with it for
+    /// `SIGNER_LAG`, and its last token lives the access horizon.
     overlap: UnixMs,
     current: RwLock<Option<Arc<KeySet>>>,
 }
 
 fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::Internal("key cache lock poisoned".into())
+    ServiceError::internal("key cache lock poisoned")
 }
 
 impl Keyring {
-    pub fn new(sealer: Sealer, access_ttl: UnixMs, leeway_secs: i64) -> Self {
+    /// `access_horizon`: see [`crate::domain::family::Lifetimes::access_horizon`].
+    pub fn new(sealer: Sealer, access_horizon: UnixMs) -> Self {
         Self {
             sealer,
-            overlap: access_ttl + leeway_secs * 1000 + SIGNER_LAG,
+            overlap: access_horizon + SIGNER_LAG,
             current: RwLock::new(None),
         }
     }
@@ -75,26 +79,26 @@ impl Keyring {
             .read()
             .map_err(poisoned)?
             .clone()
-            .ok_or_else(|| ServiceError::Internal("no signing key loaded".into()))
+            .ok_or_else(|| ServiceError::internal("no signing key loaded"))
     }
 
     /// The key new tokens are signed with.
-    pub fn active(&self) -> ServiceResult<Arc<SigningKey>> {
+    pub(super) fn active(&self) -> ServiceResult<Arc<SigningKey>> {
         Ok(self.set()?.active.clone())
     }
 
     /// A trusted key by id; `None` for ids we never issued or have retired.
-    pub fn trusted(&self, kid: &str) -> ServiceResult<Option<Arc<SigningKey>>> {
+    pub(super) fn trusted(&self, kid: &str) -> ServiceResult<Option<Arc<SigningKey>>> {
         Ok(self.set()?.trusted.get(kid).cloned())
     }
 
     /// The published JWK Set (RFC 7517), public members only.
-    pub fn jwks_json(&self) -> ServiceResult<Arc<str>> {
+    fn jwks_json(&self) -> ServiceResult<Arc<str>> {
         Ok(self.set()?.jwks_json.clone())
     }
 
     /// Every key and its state; none before the first `serve` or `keys rotate`.
-    pub fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
+    fn list(&self) -> ServiceResult<Vec<KeyInfo>> {
         Ok(self
             .current
             .read()
@@ -105,7 +109,7 @@ impl Keyring {
     }
 
     /// Rebuilds the key set from the store.
-    pub async fn reload(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+    pub(super) async fn reload(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
         let records = store.keys().await?;
         let Some(newest) = records.last() else {
             return Ok(());
@@ -160,9 +164,9 @@ impl Keyring {
             active = Some(key);
         }
         let jwks_json =
-            serde_json::to_string(&jwks).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            serde_json::to_string(&jwks).map_err(|e| ServiceError::Internal(Box::new(e)))?;
         Ok(KeySet {
-            active: active.ok_or_else(|| ServiceError::Internal("no active signing key".into()))?,
+            active: active.ok_or_else(|| ServiceError::internal("no active signing key"))?,
             trusted,
             jwks_json: Arc::from(jwks_json),
             infos,
@@ -178,7 +182,7 @@ impl Keyring {
         );
         let key = SigningKey::from_pkcs8(alg, &der)?;
         if key.kid != record.kid {
-            return Err(ServiceError::Internal(format!(
+            return Err(ServiceError::internal(format!(
                 "signing key {} does not match its id",
                 record.kid
             )));
@@ -188,7 +192,7 @@ impl Keyring {
 
     /// Makes sure a key of `alg` signs: creates one when there is none or the newest is of
     /// another algorithm (the configuration changed).
-    pub async fn ensure_active(
+    async fn ensure_active(
         &self,
         store: &dyn Store,
         alg: SigningAlg,
@@ -207,7 +211,7 @@ impl Keyring {
     }
 
     /// Adds a new active key; the previous one stays published until its tokens have expired.
-    pub async fn rotate(
+    async fn rotate(
         &self,
         store: &dyn Store,
         alg: SigningAlg,
@@ -227,5 +231,39 @@ impl Keyring {
             .await?;
         self.reload(store, now).await?;
         Ok(key.kid)
+    }
+}
+
+impl Service {
+    /// For `serve`: creates a signing key when the store has none, or when the newest one is not of
+    /// the configured algorithm. Nothing else creates keys behind the operator's back (the CLI's
+    /// `user` and `keys list` commands leave them alone).
+    pub async fn ensure_signing_key(&self) -> ServiceResult<()> {
+        let (store, alg) = (self.store.as_ref(), self.settings.signing_alg);
+        self.keys.ensure_active(store, alg, self.clock.now()).await
+    }
+
+    /// `latchkey keys rotate`: a new active key of the configured algorithm; returns its id.
+    pub async fn rotate_keys(&self) -> ServiceResult<String> {
+        let (store, alg) = (self.store.as_ref(), self.settings.signing_alg);
+        self.keys.rotate(store, alg, self.clock.now()).await
+    }
+
+    /// Picks up keys rotated by other processes (`latchkey keys rotate`). Called periodically by
+    /// the server.
+    pub async fn sync_keys(&self) -> ServiceResult<()> {
+        self.keys
+            .reload(self.store.as_ref(), self.clock.now())
+            .await
+    }
+
+    /// The published JWK Set (RFC 7517), public members only.
+    pub fn jwks_json(&self) -> ServiceResult<Arc<str>> {
+        self.keys.jwks_json()
+    }
+
+    /// Every signing key and its state; none before the first `serve` or `keys rotate`.
+    pub fn list_keys(&self) -> ServiceResult<Vec<KeyInfo>> {
+        self.keys.list()
     }
 }

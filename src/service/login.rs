@@ -4,47 +4,38 @@ use tracing::{info, instrument};
 
 use super::{Service, ServiceError, ServiceResult, TokenPair};
 use crate::{
-    crypto::{jwt, refresh::RefreshToken},
+    crypto::refresh,
     domain::{
-        UnixMs, family, scope, secs_until, throttle, to_secs,
-        types::{Password, Username, parse_client_id, parse_device},
+        UnixMs, family, scope, secs_until, throttle,
+        types::{ClientId, Device, Password, Username},
     },
     store::{SessionRecord, UserRecord},
 };
 
-/// A login as received, before validation. `Debug` leaves the password out.
-#[derive(Clone, Default)]
-pub struct LoginInput {
-    pub username: String,
-    pub password: String,
+/// A login, validated at the edge. `Debug` leaves the password out (see [`Password`]).
+#[derive(Debug)]
+pub struct LoginCommand {
+    pub username: Username,
+    pub password: Password,
+    pub client_id: ClientId,
+    pub device: Device,
+    /// The scopes asked for; none asks for every scope the user holds.
     pub scopes: Vec<String>,
-    pub client_id: String,
-    pub device: String,
     /// The peer address of the connection.
     pub ip: String,
 }
 
-impl std::fmt::Debug for LoginInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginInput")
-            .field("username", &self.username)
-            .field("scopes", &self.scopes)
-            .field("client_id", &self.client_id)
-            .field("device", &self.device)
-            .field("ip", &self.ip)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Service {
-    #[instrument(skip_all, fields(client_id))]
-    pub async fn login(&self, input: LoginInput) -> ServiceResult<TokenPair> {
-        let username = Username::parse(&input.username)?;
-        let password = Password::parse(input.password)?;
-        let client_id = parse_client_id(&input.client_id)?;
-        let device = parse_device(&input.device)?;
-        tracing::Span::current().record("client_id", client_id.as_str());
-
+    #[instrument(skip_all, fields(client_id = command.client_id.as_str()))]
+    pub async fn login(&self, command: LoginCommand) -> ServiceResult<TokenPair> {
+        let LoginCommand {
+            username,
+            password,
+            client_id,
+            device,
+            scopes,
+            ip,
+        } = command;
         // The attempt is counted as a failure before the password is checked, so that however many
         // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
         self.admit_attempt(&username).await?;
@@ -65,9 +56,9 @@ impl Service {
         if user.disabled {
             return Err(ServiceError::AccountDisabled);
         }
-        let granted = scope::grant(&user.scopes, &input.scopes);
+        let granted = scope::grant(&user.scopes, &scopes);
         let pair = self
-            .open_session(&user, &granted, client_id, device, input.ip, now)
+            .open_session(&user, &granted, client_id, device, ip, now)
             .await?;
         info!(user_id = %user.id, session_id = %pair.session_id, "session opened");
         Ok(pair)
@@ -101,20 +92,20 @@ impl Service {
         &self,
         user: &UserRecord,
         granted: &[String],
-        client_id: String,
-        device: String,
+        client_id: ClientId,
+        device: Device,
         ip: String,
         now: UnixMs,
     ) -> ServiceResult<TokenPair> {
         let opening = family::open(now, &self.settings.lifetimes);
-        let token = RefreshToken::generate()?;
+        let token = refresh::generate()?;
         let id = uuid::Uuid::new_v4().to_string();
         let session = SessionRecord {
             sealed_token: self.seal_token(&id, 1, &token)?,
             id,
             user_id: user.id.clone(),
-            client_id,
-            device,
+            client_id: client_id.into_string(),
+            device: device.into_string(),
             ip,
             scope: scope::join(granted),
             created_at: now,
@@ -127,7 +118,7 @@ impl Service {
         };
         if !self
             .store
-            .create_session(&session, &token.hash(), &user.password_hash)
+            .create_session(&session, &refresh::hash(&token), &user.password_hash)
             .await?
         {
             // The password changed, or the user was disabled, while the password was checked.
@@ -142,63 +133,6 @@ impl Service {
                 ServiceError::InvalidCredentials
             });
         }
-        self.issue_pair(&session, &token, now)
-    }
-
-    /// The live refresh token of a session, sealed so a retry can get it back; bound to the session
-    /// and generation so a sealed token cannot be replayed into another row.
-    pub(super) fn seal_token(
-        &self,
-        session_id: &str,
-        generation: i64,
-        token: &RefreshToken,
-    ) -> ServiceResult<Vec<u8>> {
-        Ok(self.token_sealer.seal(
-            token.expose().as_bytes(),
-            format!("{session_id}/{generation}").as_bytes(),
-        )?)
-    }
-
-    pub(super) fn unseal_token(&self, session: &SessionRecord) -> ServiceResult<RefreshToken> {
-        let context = format!("{}/{}", session.id, session.generation);
-        let bytes = self
-            .token_sealer
-            .open(&session.sealed_token, context.as_bytes())?;
-        RefreshToken::from_bytes(bytes)
-            .ok_or_else(|| ServiceError::Internal("a sealed refresh token is corrupt".into()))
-    }
-
-    /// A fresh access token plus `refresh`, for a session in the state given.
-    pub(super) fn issue_pair(
-        &self,
-        session: &SessionRecord,
-        refresh: &RefreshToken,
-        now: UnixMs,
-    ) -> ServiceResult<TokenPair> {
-        let iat = to_secs(now);
-        // Never outlive the session.
-        let exp = (iat + self.settings.lifetimes.access_ttl / 1000)
-            .min(to_secs(session.absolute_expires_at));
-        let claims = jwt::AccessClaims {
-            iss: self.settings.issuer.clone(),
-            sub: session.user_id.clone(),
-            aud: self.settings.audience.clone(),
-            exp,
-            iat,
-            nbf: iat,
-            jti: uuid::Uuid::new_v4().to_string(),
-            sid: session.id.clone(),
-            scope: session.scope.clone(),
-            client_id: session.client_id.clone(),
-        };
-        let access_token = jwt::sign(&claims, self.keys.active()?.as_ref())?;
-        Ok(TokenPair {
-            access_token,
-            refresh_token: refresh.expose().to_owned(),
-            expires_in: exp - iat,
-            refresh_expires_in: secs_until(session.idle_expires_at, now),
-            session_id: session.id.clone(),
-            scope: session.scope.clone(),
-        })
+        self.issue_pair(&session, token, now)
     }
 }

@@ -1,14 +1,15 @@
-//! Refresh: rotation, retries inside the grace window, and reuse detection.
+//! Refresh: rotation, retries inside the grace window, and reuse detection. What a presented token
+//! means is the domain's (`family::judge`); this applies the verdict, with the store's
+//! compare-and-swap making a rotation atomic.
 
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::{Service, ServiceError, ServiceResult, TokenPair};
 use crate::{
-    crypto::refresh::RefreshToken,
+    crypto::refresh,
     domain::{
         family::{self, Verdict},
-        revocation::Reason,
-        types::check_token_size,
+        token::RefreshToken,
     },
     store::{Rotation, SessionRecord},
 };
@@ -19,10 +20,8 @@ const MAX_ROUNDS: usize = 3;
 
 impl Service {
     #[instrument(skip_all, fields(session_id))]
-    pub async fn refresh(&self, raw: &str) -> ServiceResult<TokenPair> {
-        check_token_size(raw).map_err(|_| ServiceError::TokenMalformed)?;
-        let presented = RefreshToken::parse(raw).ok_or(ServiceError::TokenMalformed)?;
-        let hash = presented.hash();
+    pub async fn refresh(&self, presented: RefreshToken) -> ServiceResult<TokenPair> {
+        let hash = refresh::hash(&presented);
         for _ in 0..MAX_ROUNDS {
             let (session, generation) = self
                 .store
@@ -32,32 +31,29 @@ impl Service {
             tracing::Span::current().record("session_id", session.id.as_str());
             let now = self.clock.now();
             match family::judge(&session.family(), generation, now, &self.settings.lifetimes) {
-                Verdict::Rotate {
-                    next,
-                    idle_expires_at,
-                } => {
-                    let token = RefreshToken::generate()?;
+                Verdict::Rotate { next } => {
+                    let token = refresh::generate()?;
                     let rotation = Rotation {
                         session_id: session.id.clone(),
                         expected_generation: generation,
-                        token_hash: token.hash(),
-                        sealed_token: self.seal_token(&session.id, next, &token)?,
+                        token_hash: refresh::hash(&token),
+                        sealed_token: self.seal_token(&session.id, next.generation, &token)?,
                         now,
-                        idle_expires_at,
+                        idle_expires_at: next.idle_expires_at,
                     };
                     if self.store.rotate(&rotation).await? {
                         let rotated = SessionRecord {
-                            generation: next,
-                            idle_expires_at,
-                            rotated_at: Some(now),
+                            generation: next.generation,
+                            idle_expires_at: next.idle_expires_at,
+                            rotated_at: next.rotated_at,
                             ..session
                         };
-                        return self.issue_pair(&rotated, &token, now);
+                        return self.issue_pair(&rotated, token, now);
                     }
                 }
                 Verdict::Retry => {
                     let successor = self.unseal_token(&session)?;
-                    return self.issue_pair(&session, &successor, now);
+                    return self.issue_pair(&session, successor, now);
                 }
                 Verdict::Reuse => {
                     self.revoke_for_reuse(&session).await?;
@@ -68,38 +64,8 @@ impl Service {
                 Verdict::SessionExpired => return Err(ServiceError::SessionExpired),
             }
         }
-        Err(ServiceError::Internal(
-            "refresh kept losing the rotation race".into(),
+        Err(ServiceError::internal(
+            "refresh kept losing the rotation race",
         ))
-    }
-
-    async fn revoke_for_reuse(&self, session: &SessionRecord) -> ServiceResult<()> {
-        warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: revoking the session");
-        metrics::counter!("latchkey_refresh_reuse_total").increment(1);
-        self.revoke_session(&session.id, Reason::Reuse).await
-    }
-
-    /// Revokes one session and applies the event here at once.
-    pub(super) async fn revoke_session(
-        &self,
-        session_id: &str,
-        reason: Reason,
-    ) -> ServiceResult<()> {
-        let now = self.clock.now();
-        let expires_at = now + self.access_horizon();
-        if let Some(event) = self
-            .store
-            .revoke_session(session_id, now, expires_at, reason)
-            .await?
-        {
-            self.revocations.apply(&[event])?;
-        }
-        Ok(())
-    }
-
-    /// How long a revocation matters to access tokens: the longest an access token issued before it
-    /// can live, with the clock leeway.
-    pub(super) fn access_horizon(&self) -> i64 {
-        self.settings.lifetimes.access_ttl + self.settings.leeway_secs * 1000 + 1000
     }
 }

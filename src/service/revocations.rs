@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// How old the last successful sync may be before tokens can no longer be vouched for.
-pub const MAX_STALENESS: Duration = Duration::from_secs(2);
+const MAX_STALENESS: Duration = Duration::from_secs(2);
 const BATCH: i64 = 1_000;
 
 #[derive(Default)]
@@ -40,7 +40,7 @@ struct State {
     synced_at: Option<Instant>,
 }
 
-pub struct RevocationCache {
+pub(super) struct RevocationCache {
     state: RwLock<State>,
     /// The newest sequence number seen: WatchRevocations streams wait on it.
     latest: watch::Sender<i64>,
@@ -64,13 +64,13 @@ impl Default for RevocationCache {
 }
 
 fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::Internal("revocation cache lock poisoned".into())
+    ServiceError::internal("revocation cache lock poisoned")
 }
 
 impl RevocationCache {
     /// Applies events read from the feed or just written here. Events are idempotent, so applying
     /// one twice (written here, then read back by a sync) is harmless.
-    pub fn apply(&self, events: &[Revocation]) -> ServiceResult<()> {
+    pub(super) fn apply(&self, events: &[Revocation]) -> ServiceResult<()> {
         let mut state = self.state.write().map_err(poisoned)?;
         for event in events {
             match &event.target {
@@ -107,17 +107,21 @@ impl RevocationCache {
     /// made through any replica is seen by the next call here. Concurrent callers share syncs: a
     /// caller waits for one sync that started after it arrived, never for a queue of them; and if a
     /// sync fails while it waits, it fails alike rather than trying again (the store is down).
-    pub async fn catch_up(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+    pub(super) async fn catch_up(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
         let started_before = self.started.load(Ordering::SeqCst);
         let completed_before = self.completed.load(Ordering::SeqCst);
         let mut outcome = self.syncing.lock().await;
         let completed = self.completed.load(Ordering::SeqCst);
         if completed > started_before || (completed > completed_before && outcome.is_err()) {
-            return outcome.clone().map_err(ServiceError::StoreUnavailable);
+            let shared = outcome.clone();
+            return shared.map_err(|cause| ServiceError::StoreUnavailable(cause.into()));
         }
         let ticket = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         let result = self.sync(store, now).await;
-        *outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        *outcome = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| e.chain().to_string());
         self.completed.store(ticket, Ordering::SeqCst);
         result
     }
@@ -143,7 +147,7 @@ impl RevocationCache {
     }
 
     /// Whether the cache is recent enough to vouch for a token.
-    pub fn check_fresh(&self) -> ServiceResult<()> {
+    pub(super) fn check_fresh(&self) -> ServiceResult<()> {
         let synced_at = self.state.read().map_err(poisoned)?.synced_at;
         match synced_at {
             Some(at) if at.elapsed() <= MAX_STALENESS => Ok(()),
@@ -155,7 +159,7 @@ impl RevocationCache {
 
     /// Whether a verified access token has been revoked: its session, its id, or every token of
     /// its user issued before a cutoff.
-    pub fn is_revoked(&self, claims: &AccessClaims) -> ServiceResult<bool> {
+    pub(super) fn is_revoked(&self, claims: &AccessClaims) -> ServiceResult<bool> {
         let state = self.state.read().map_err(poisoned)?;
         let cut = state
             .cutoffs
@@ -164,7 +168,7 @@ impl RevocationCache {
         Ok(cut || state.sessions.contains_key(&claims.sid) || state.jtis.contains_key(&claims.jti))
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<i64> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<i64> {
         self.latest.subscribe()
     }
 }

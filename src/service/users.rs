@@ -1,10 +1,10 @@
-//! User administration, as the CLI does it.
+//! User administration, as the CLI does it. Names, passwords and scopes arrive parsed.
 
 use super::{Service, ServiceError};
 use crate::{
     domain::{
         revocation::Reason,
-        types::{Password, Username},
+        types::{Password, Scope, Username},
     },
     store::{StoreError, UserRecord},
 };
@@ -15,8 +15,6 @@ pub enum UserError {
     Unknown(String),
     #[error("a user named {0:?} already exists")]
     Exists(String),
-    #[error("{0:?} is not a scope: scopes are single words")]
-    BadScope(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -31,18 +29,10 @@ impl Service {
     /// Creates a user holding `scopes`; returns the new user id.
     pub async fn add_user(
         &self,
-        name: &str,
-        password: String,
-        scopes: Vec<String>,
+        username: &Username,
+        password: Password,
+        scopes: Vec<Scope>,
     ) -> Result<String, UserError> {
-        let username = Username::parse(name).map_err(ServiceError::from)?;
-        let password = Password::parse(password).map_err(ServiceError::from)?;
-        if let Some(bad) = scopes
-            .iter()
-            .find(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(UserError::BadScope(bad.clone()));
-        }
         let password_hash = self
             .hasher
             .hash(password)
@@ -52,28 +42,31 @@ impl Service {
             id: uuid::Uuid::new_v4().to_string(),
             username: username.as_str().to_owned(),
             password_hash,
-            scopes,
+            scopes: scopes.into_iter().map(Scope::into_string).collect(),
             disabled: false,
             not_before: 0,
         };
         match self.store.create_user(&user, self.clock.now()).await {
             Ok(()) => Ok(user.id),
-            Err(StoreError::Conflict) => Err(UserError::Exists(name.to_owned())),
+            Err(StoreError::Conflict) => Err(UserError::Exists(user.username)),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn existing(&self, name: &str) -> Result<UserRecord, UserError> {
+    async fn existing(&self, username: &Username) -> Result<UserRecord, UserError> {
         self.store
-            .user_by_name(name)
+            .user_by_name(username.as_str())
             .await?
-            .ok_or_else(|| UserError::Unknown(name.to_owned()))
+            .ok_or_else(|| UserError::Unknown(username.as_str().to_owned()))
     }
 
     /// Changes the password and revokes every session of the user.
-    pub async fn set_password(&self, name: &str, password: String) -> Result<u32, UserError> {
-        let user = self.existing(name).await?;
-        let password = Password::parse(password).map_err(ServiceError::from)?;
+    pub async fn set_password(
+        &self,
+        username: &Username,
+        password: Password,
+    ) -> Result<u32, UserError> {
+        let user = self.existing(username).await?;
         let hash = self
             .hasher
             .hash(password)
@@ -85,16 +78,16 @@ impl Service {
     }
 
     /// Disables the user (logins fail with ACCOUNT_DISABLED) and revokes every session.
-    pub async fn disable_user(&self, name: &str) -> Result<u32, UserError> {
-        let user = self.existing(name).await?;
+    pub async fn disable_user(&self, username: &Username) -> Result<u32, UserError> {
+        let user = self.existing(username).await?;
         Ok(self
             .revoke_user(&user.id, Reason::Disable, None, true)
             .await?)
     }
 
     /// Lets the user log in again. Tokens from before the disable stay dead.
-    pub async fn enable_user(&self, name: &str) -> Result<(), UserError> {
-        let user = self.existing(name).await?;
+    pub async fn enable_user(&self, username: &Username) -> Result<(), UserError> {
+        let user = self.existing(username).await?;
         self.store.enable_user(&user.id).await?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use latchkey::{
-    crypto::refresh::RefreshToken,
+    crypto::refresh,
     domain::{
         revocation::{Reason, RevocationTarget},
         throttle,
@@ -59,7 +59,7 @@ fn session(id: &str, user_id: &str) -> SessionRecord {
 }
 
 fn hash() -> TokenHash {
-    RefreshToken::generate().unwrap().hash()
+    refresh::hash(&refresh::generate().unwrap())
 }
 
 fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -> Rotation {

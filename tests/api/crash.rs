@@ -202,7 +202,11 @@ pub async fn add_user(args: ConfigArgs) {
         .await
         .expect("store opens");
     service
-        .add_user(USER, PASSWORD.into(), Vec::new())
+        .add_user(
+            &crate::helpers::username(USER),
+            crate::helpers::password_of(PASSWORD),
+            Vec::new(),
+        )
         .await
         .expect("user added");
 }

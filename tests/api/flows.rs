@@ -92,7 +92,7 @@ async fn oversized_or_empty_login_fields_are_invalid_arguments() {
 async fn a_disabled_account_is_told_only_after_the_right_password() {
     let app = spawn_app().await;
     app.add_user("alice", "correct horse", &[]).await;
-    app.service.disable_user("alice").await.unwrap();
+    app.service.disable_user(&username("alice")).await.unwrap();
     let status = app.try_login("alice", "correct horse").await.unwrap_err();
     assert_eq!(
         (status.code(), reason(&status).as_str()),
@@ -100,7 +100,7 @@ async fn a_disabled_account_is_told_only_after_the_right_password() {
     );
     let status = app.try_login("alice", "wrong").await.unwrap_err();
     assert_eq!(reason(&status), "INVALID_CREDENTIALS");
-    app.service.enable_user("alice").await.unwrap();
+    app.service.enable_user(&username("alice")).await.unwrap();
     app.login("alice", "correct horse").await;
 }
 

@@ -10,6 +10,7 @@ use std::{net::SocketAddr, sync::Arc};
 use latchkey::{
     app::App,
     config::{Config, ConfigArgs},
+    domain::types::{Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
     service::{Clock, ManualClock, Service, SystemClock},
 };
@@ -142,12 +143,9 @@ impl TestApp {
     }
 
     pub async fn add_user(&self, name: &str, password: &str, scopes: &[&str]) -> String {
+        let scopes = scopes.iter().map(|s| Scope::parse(s.to_string()).unwrap());
         self.service
-            .add_user(
-                name,
-                password.into(),
-                scopes.iter().map(|s| s.to_string()).collect(),
-            )
+            .add_user(&username(name), password_of(password), scopes.collect())
             .await
             .expect("user added")
     }
@@ -214,6 +212,14 @@ impl TestApp {
             .await;
         self.login("alice", "correct horse").await
     }
+}
+
+pub fn username(name: &str) -> Username {
+    Username::parse(name).expect("a valid username")
+}
+
+pub fn password_of(password: &str) -> Password {
+    Password::parse(password.into()).expect("a valid password")
 }
 
 /// A request carrying `authorization: Bearer <token>`.

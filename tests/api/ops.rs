@@ -19,9 +19,9 @@ fn kid(token: &str) -> String {
 async fn a_restart_on_the_same_data_directory_keeps_sessions_and_keys() {
     let app = spawn_app().await;
     let pair = app.alice().await;
-    let jwks_before = app.service.keys().jwks_json().unwrap();
+    let jwks_before = app.service.jwks_json().unwrap();
     let app = app.restart().await;
-    assert_eq!(app.service.keys().jwks_json().unwrap(), jwks_before);
+    assert_eq!(app.service.jwks_json().unwrap(), jwks_before);
     assert!(app.introspect(&pair.access_token).await.active);
     let next = app.refresh(&pair.refresh_token).await.unwrap();
     assert_eq!(next.session_id, pair.session_id);

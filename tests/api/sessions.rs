@@ -251,7 +251,7 @@ async fn the_revocation_feed_streams_every_kind_in_order_and_resumes_by_seq() {
     app.refresh(&spent).await.unwrap();
     app.clock.advance(11_000);
     assert!(app.refresh(&spent).await.is_err());
-    app.service.disable_user("alice").await.unwrap();
+    app.service.disable_user(&username("alice")).await.unwrap();
 
     let mut events = Vec::new();
     while events.len() < 4 {

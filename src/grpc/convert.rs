@@ -1,0 +1,106 @@
+//! Between the wire and the service: requests parsed into the service's commands and types, answers
+//! turned back into messages. Errors in parsing are the service's own (`ServiceError`), so that
+//! `status` maps them like any other.
+
+use tonic::Request;
+
+use super::pb;
+use crate::{
+    domain::{
+        revocation::{Revocation, RevocationTarget},
+        to_secs,
+        types::{ClientId, Device, InputError, Password, Username},
+    },
+    service::{Introspection, LoginCommand, SessionView, TokenKind, TokenPair},
+};
+
+/// From the request rather than the message: the peer address is the connection's.
+impl TryFrom<Request<pb::LoginRequest>> for LoginCommand {
+    type Error = InputError;
+
+    fn try_from(request: Request<pb::LoginRequest>) -> Result<Self, InputError> {
+        let ip = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let r = request.into_inner();
+        Ok(Self {
+            username: Username::parse(&r.username)?,
+            password: Password::parse(r.password)?,
+            client_id: ClientId::parse(r.client_id)?,
+            device: Device::parse(r.device)?,
+            scopes: r.scopes,
+            ip,
+        })
+    }
+}
+
+pub fn token_response(pair: TokenPair) -> pb::TokenResponse {
+    pb::TokenResponse {
+        access_token: pair.access_token.into_inner(),
+        refresh_token: pair.refresh_token.into_inner(),
+        token_type: "Bearer".into(),
+        expires_in: pair.expires_in,
+        refresh_expires_in: pair.refresh_expires_in,
+        session_id: pair.session_id,
+        scope: pair.scope,
+    }
+}
+
+pub fn introspection(found: Option<Introspection>) -> pb::IntrospectResponse {
+    let Some(i) = found else {
+        return pb::IntrospectResponse::default();
+    };
+    pb::IntrospectResponse {
+        active: true,
+        token_type: match i.kind {
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        }
+        .into(),
+        sub: i.sub,
+        username: i.username,
+        session_id: i.session_id,
+        scope: i.scope,
+        client_id: i.client_id,
+        exp: i.exp,
+        iat: i.iat,
+        nbf: i.nbf,
+        jti: i.jti,
+        iss: i.iss,
+        aud: i.aud,
+    }
+}
+
+pub fn session(s: SessionView) -> pb::Session {
+    pb::Session {
+        session_id: s.session_id,
+        client_id: s.client_id,
+        device: s.device,
+        ip: s.ip,
+        created_at: to_secs(s.created_at),
+        last_used_at: to_secs(s.last_used_at),
+        expires_at: to_secs(s.expires_at),
+        current: s.current,
+    }
+}
+
+pub fn revocation_event(r: Revocation) -> pb::RevocationEvent {
+    use pb::revocation_event::Target;
+    let target = match r.target {
+        RevocationTarget::Session(id) => Target::SessionId(id),
+        RevocationTarget::Jti(jti) => Target::Jti(jti),
+        RevocationTarget::User {
+            user_id,
+            not_before,
+        } => Target::User(pb::UserCutoff {
+            user_id,
+            not_before: to_secs(not_before),
+        }),
+    };
+    pb::RevocationEvent {
+        seq: u64::try_from(r.seq).unwrap_or_default(),
+        target: Some(target),
+        expires_at: to_secs(r.expires_at),
+    }
+}

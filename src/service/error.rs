@@ -1,0 +1,122 @@
+//! `ServiceError`: the one error of the service layer. Each variant is something a client can act
+//! on; the gRPC edge (`grpc::status`) maps each to a status and an `ErrorInfo` reason. Internal
+//! causes are kept whole, as `source`, for the logs: they never reach a client.
+
+use std::{error::Error, fmt};
+
+use crate::{
+    crypto::{CryptoError, password::HashError},
+    domain::{token::MalformedToken, types::InputError},
+    store::StoreError,
+};
+
+/// What went wrong underneath an internal failure or an unavailable store.
+pub type Cause = Box<dyn Error + Send + Sync>;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidArgument(#[from] InputError),
+    #[error("the token is malformed")]
+    TokenMalformed,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: i64 },
+    #[error("the refresh token is not valid")]
+    RefreshTokenInvalid,
+    #[error("the refresh token has expired")]
+    RefreshTokenExpired,
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("a valid bearer access token is required")]
+    AccessTokenInvalid,
+    #[error("not allowed")]
+    NotAllowed,
+    #[error("the server is busy; try again later")]
+    Overloaded,
+    #[error("the token store is unavailable; try again")]
+    StoreUnavailable(#[source] Cause),
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    /// An internal failure described in words (a broken invariant rather than a failed call).
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(what.into().into())
+    }
+
+    /// The error with every cause under it, for logs: `internal error: a: b`.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
+/// See [`ServiceError::chain`].
+pub struct Chain<'a>(&'a ServiceError);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<MalformedToken> for ServiceError {
+    fn from(_: MalformedToken) -> Self {
+        Self::TokenMalformed
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        if matches!(e, StoreError::Unavailable(..)) {
+            Self::StoreUnavailable(Box::new(e))
+        } else {
+            Self::Internal(Box::new(e))
+        }
+    }
+}
+
+impl From<CryptoError> for ServiceError {
+    fn from(e: CryptoError) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded => Self::Overloaded,
+            internal => Self::Internal(Box::new(internal)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let e = ServiceError::from(CryptoError("disk on fire".into()));
+        assert_eq!(
+            e.chain().to_string(),
+            "internal error: cryptographic operation failed: disk on fire"
+        );
+        assert_eq!(e.to_string(), "internal error");
+    }
+}
