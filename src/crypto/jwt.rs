@@ -29,7 +29,7 @@ pub fn sign(claims: &AccessClaims, key: &SigningKey) -> Result<String, CryptoErr
     let mut header = Header::new(key.alg.jwt());
     header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
     header.kid = Some(key.kid.clone());
-    encode(&header, claims, &key.encoding).map_err(|e| CryptoError(format!("signing failed: {e}")))
+    encode(&header, claims, key.encoding.expose()).map_err(|e| CryptoError(format!("signing failed: {e}")))
 }
 
 /// What an access token must match to be accepted.
@@ -178,7 +178,7 @@ mod tests {
         );
         let mut header = Header::new(k.alg.jwt());
         header.typ = Some("JWT".into());
-        let plain = encode(&header, &claims(), &k.encoding).unwrap();
+        let plain = encode(&header, &claims(), k.encoding.expose()).unwrap();
         assert_eq!(
             verify(&plain, &k, &expect(), NOW),
             Err(Rejection::WrongType)
@@ -209,7 +209,7 @@ mod tests {
         let mut header = Header::new(k.alg.jwt());
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         let partial = serde_json::json!({"iss": "latchkey", "aud": "latchkey", "exp": NOW + 60, "iat": NOW, "nbf": NOW});
-        let token = encode(&header, &partial, &k.encoding).unwrap();
+        let token = encode(&header, &partial, k.encoding.expose()).unwrap();
         assert_eq!(
             verify(&token, &k, &expect(), NOW),
             Err(Rejection::BadSignatureOrClaims)

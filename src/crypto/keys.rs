@@ -1,8 +1,6 @@
 //! Signing keys: generated here, stored as PKCS#8 sealed under the master key, published as JWKs
 //! that carry only public members. A key's id is its RFC 7638 thumbprint.
 
-use std::fmt;
-
 use aws_lc_rs::{
     encoding::AsDer,
     rand::SystemRandom,
@@ -16,6 +14,7 @@ use jsonwebtoken::{
 };
 
 use super::CryptoError;
+use crate::domain::secret::Secret;
 
 /// The signing algorithms latchkey can issue with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,22 +78,14 @@ impl SigningAlg {
     }
 }
 
-/// A usable key: both halves prepared once, and its public JWK.
+/// A usable key: both halves prepared once, and its public JWK. `Debug` leaves the private half out.
+#[derive(Debug)]
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub encoding: EncodingKey,
+    pub encoding: Secret<EncodingKey>,
     pub decoding: DecodingKey,
     pub jwk: Jwk,
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("alg", &self.alg)
-            .finish()
-    }
 }
 
 impl SigningKey {
@@ -121,7 +112,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             alg,
-            encoding,
+            encoding: Secret::new(encoding),
             decoding,
             jwk,
         })

@@ -2,7 +2,7 @@
 //! session that a retry may need again are sealed with AES-256-GCM under keys derived from it, each
 //! bound to its context by the associated data so a sealed value cannot be moved to another row.
 
-use std::{fmt, fs, io::Write, path::Path};
+use std::{fs, io::Write, path::Path};
 
 use aws_lc_rs::{
     aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
@@ -12,18 +12,13 @@ use aws_lc_rs::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::CryptoError;
+use crate::domain::secret::Secret;
 
 const KEY_LEN: usize = 32;
 
 /// 32 secret bytes shared by every replica of a deployment. `Debug` never shows them.
-#[derive(Clone)]
-pub struct MasterKey([u8; KEY_LEN]);
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
+#[derive(Clone, Debug)]
+pub struct MasterKey(Secret<[u8; KEY_LEN]>);
 
 impl MasterKey {
     pub fn from_base64(encoded: &str) -> Result<Self, CryptoError> {
@@ -33,7 +28,7 @@ impl MasterKey {
         let key: [u8; KEY_LEN] = bytes
             .try_into()
             .map_err(|_| CryptoError("the master key must be 32 bytes".into()))?;
-        Ok(Self(key))
+        Ok(Self(Secret::new(key)))
     }
 
     pub fn generate() -> Result<Self, CryptoError> {
@@ -41,7 +36,7 @@ impl MasterKey {
         SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| CryptoError("no randomness".into()))?;
-        Ok(Self(key))
+        Ok(Self(Secret::new(key)))
     }
 
     /// Reads `path`, or creates it (mode 0600) with a new key. `Ok((key, true))` when generated.
@@ -67,7 +62,7 @@ impl MasterKey {
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
                 let written = options.open(&staging).and_then(|mut file| {
-                    writeln!(file, "{}", STANDARD.encode(key.0))?;
+                    writeln!(file, "{}", STANDARD.encode(key.0.expose()))?;
                     file.sync_all()
                 });
                 let linked = written.and_then(|()| fs::hard_link(&staging, path));
@@ -89,7 +84,7 @@ impl MasterKey {
     /// A key for one purpose, so that no two uses ever share key material.
     fn derive(&self, purpose: &str) -> [u8; KEY_LEN] {
         let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &self.0),
+            &hmac::Key::new(hmac::HMAC_SHA256, self.0.expose()),
             purpose.as_bytes(),
         );
         let mut out = [0u8; KEY_LEN];
