@@ -51,7 +51,10 @@ impl Service {
         let user = self.store.user_by_name(username.as_str()).await?;
         let matches = self
             .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                password,
+                user.as_ref().map(|u| u.password_hash.expose().clone()),
+            )
             .await?;
         let now = self.clock.now();
         let user = match user {
@@ -127,7 +130,7 @@ impl Service {
         };
         if !self
             .store
-            .create_session(&session, &token.hash(), &user.password_hash)
+            .create_session(&session, &token.hash(), user.password_hash.expose())
             .await?
         {
             // The password changed, or the user was disabled, while the password was checked.

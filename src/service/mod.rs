@@ -122,8 +122,9 @@ pub enum ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(cause) => Self::StoreUnavailable(cause),
-            other => Self::Internal(other.to_string()),
+            StoreError::Unavailable(cause) => Self::StoreUnavailable(cause.to_string()),
+            // With its causes: this text is all the log will show of it.
+            other => Self::Internal(format!("{:#}", anyhow::Error::new(other))),
         }
     }
 }

@@ -51,7 +51,7 @@ impl Service {
         let user = UserRecord {
             id: uuid::Uuid::new_v4().to_string(),
             username: username.as_str().to_owned(),
-            password_hash,
+            password_hash: password_hash.into(),
             scopes,
             disabled: false,
             not_before: 0,
