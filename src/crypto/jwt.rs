@@ -29,7 +29,8 @@ pub fn sign(claims: &AccessClaims, key: &SigningKey) -> Result<String, CryptoErr
     let mut header = Header::new(key.alg.jwt());
     header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
     header.kid = Some(key.kid.clone());
-    encode(&header, claims, key.encoding.expose()).map_err(|e| CryptoError(format!("signing failed: {e}")))
+    encode(&header, claims, key.encoding.expose())
+        .map_err(|e| CryptoError(format!("signing failed: {e}")))
 }
 
 /// What an access token must match to be accepted.

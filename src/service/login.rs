@@ -42,7 +42,10 @@ impl Service {
         let user = self.store.user_by_name(username.as_str()).await?;
         let matches = self
             .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                password,
+                user.as_ref().map(|u| u.password_hash.expose().clone()),
+            )
             .await?;
         let now = self.clock.now();
         let user = match user {
@@ -118,7 +121,11 @@ impl Service {
         };
         if !self
             .store
-            .create_session(&session, &refresh::hash(&token), &user.password_hash)
+            .create_session(
+                &session,
+                &refresh::hash(&token),
+                user.password_hash.expose(),
+            )
             .await?
         {
             // The password changed, or the user was disabled, while the password was checked.

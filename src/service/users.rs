@@ -41,7 +41,7 @@ impl Service {
         let user = UserRecord {
             id: uuid::Uuid::new_v4().to_string(),
             username: username.as_str().to_owned(),
-            password_hash,
+            password_hash: password_hash.into(),
             scopes: scopes.into_iter().map(Scope::into_string).collect(),
             disabled: false,
             not_before: 0,

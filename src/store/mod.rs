@@ -2,6 +2,10 @@
 //! nothing else knows which one runs. Every method is one atomic step: rotation is a single
 //! compare-and-swap on a session's generation, revocations write their feed events and audit rows in
 //! the same transaction.
+//!
+//! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
+//! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `sqlite.rs` and
+//! `postgres.rs` only how each backend's pool is opened, and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
 
@@ -11,52 +15,34 @@ use crate::domain::{
     UnixMs,
     family::FamilyState,
     revocation::{Reason, Revocation},
+    secret::Secret,
     throttle,
     types::TokenHash,
 };
 
-pub mod postgres;
-pub mod sql;
-pub mod sqlite;
+mod error;
+mod postgres;
+pub mod queries;
+mod rows;
+mod sql;
+mod sqlite;
+mod store_impl;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or is busy past its timeout: safe to retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A unique key is taken (a username, a key id).
-    #[error("already exists")]
-    Conflict,
-    #[error("store failure: {0}")]
-    Other(String),
-}
+pub use error::{StoreError, StoreResult};
 
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A user. `Debug` leaves the password hash out.
-#[derive(Clone, PartialEq, Eq)]
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: String,
     pub username: String,
-    pub password_hash: String,
+    pub password_hash: Secret<String>,
     pub scopes: Vec<String>,
     pub disabled: bool,
     pub not_before: UnixMs,
 }
 
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("scopes", &self.scopes)
-            .field("disabled", &self.disabled)
-            .field("not_before", &self.not_before)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A session as its table holds it (hence the derived row mapping).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx_macros::FromRow)]
 pub struct SessionRecord {
     pub id: String,
     pub user_id: String,
@@ -114,7 +100,8 @@ pub struct UserRevocation {
     pub disable: bool,
 }
 
-#[derive(Debug, Clone)]
+/// A signing key as its table holds it (hence the derived row mapping).
+#[derive(Debug, Clone, sqlx_macros::FromRow)]
 pub struct KeyRecord {
     pub kid: String,
     pub alg: String,
@@ -214,10 +201,8 @@ pub trait Store: Send + Sync + 'static {
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::connect(url).await?)),
-        other => Err(StoreError::Other(format!(
-            "unsupported database URL scheme {other:?}: expected sqlite:// or postgres://"
-        ))),
+        "sqlite" => Ok(Arc::new(sqlite::connect(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::connect(url).await?)),
+        other => Err(StoreError::UnsupportedUrl(other.to_owned())),
     }
 }

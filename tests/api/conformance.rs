@@ -1,6 +1,6 @@
 //! The store conformance suite: one story per guarantee the service relies on, run against every
-//! backend (SQLite in a temp dir, PostgreSQL in a fresh database). Plus the query plans: every hot
-//! query is an index lookup on both.
+//! backend (SQLite in a temp dir, PostgreSQL in a fresh database). Plus the query plans: every
+//! statement that looks rows up (`store::queries::LOOKUPS`) is an index lookup on both.
 
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ fn user(id: &str, name: &str) -> UserRecord {
     UserRecord {
         id: id.into(),
         username: name.into(),
-        password_hash: PASSWORD_HASH.into(),
+        password_hash: PASSWORD_HASH.to_owned().into(),
         scopes: vec!["read".into()],
         disabled: false,
         not_before: 0,
@@ -439,24 +439,30 @@ conformance!(
     a_session_opens_only_for_the_password_and_state_the_login_checked,
 );
 
-/// Parameters to plan each hot query with (their types matter to PostgreSQL).
+/// Parameters to plan each lookup with (their types matter to PostgreSQL).
 enum Param {
     Text,
     Int,
+    Bool,
     Bytes,
 }
 
 fn params(query: &str) -> Vec<Param> {
     use Param::*;
     match query {
-        "user_by_name" | "user_by_id" | "throttle" => vec![Text],
+        "user_by_name" | "user_by_id" | "enable_user" | "throttle" | "clear_throttle" => vec![Text],
+        "lock_user_as_checked" => vec![Text, Text],
+        "change_user" => vec![Int, Text, Bool, Text],
+        "swap_throttle" => vec![Int, Int, Int, Int, Text, Int, Int, Int, Int],
         "find_refresh" => vec![Bytes],
         "rotate" => vec![Int, Int, Int, Bytes, Text, Int],
         "revoke_session" | "revoke_user_sessions" => vec![Int, Text],
         "live_sessions" => vec![Text, Int],
+        "count_live_sessions" => vec![Int],
+        "next_seq" => vec![],
         "revocations_after" => vec![Int, Int],
         name if name.starts_with("purge_") => vec![Int, Int],
-        other => panic!("add the parameters of hot query {other} here"),
+        other => panic!("add the parameters of lookup {other} here"),
     }
 }
 
@@ -467,6 +473,7 @@ macro_rules! bind_all {
             q = match p {
                 Param::Text => q.bind("x"),
                 Param::Int => q.bind(1_i64),
+                Param::Bool => q.bind(true),
                 Param::Bytes => q.bind(vec![0_u8; 32]),
             };
         }
@@ -479,7 +486,7 @@ async fn every_hot_query_is_an_index_lookup_on_sqlite() {
     let (url, _dir) = sqlite_url().await;
     store::connect(&url).await.unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for (name, sql) in store::sql::HOT_QUERIES {
+    for (name, sql) in store::queries::LOOKUPS {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
         let rows = bind_all!(explain, params(name))
             .fetch_all(&pool)
@@ -507,7 +514,7 @@ async fn every_hot_query_is_an_index_lookup_on_postgres() {
         .execute(&mut conn)
         .await
         .unwrap();
-    for (name, sql) in store::sql::HOT_QUERIES {
+    for (name, sql) in store::queries::LOOKUPS {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
         let rows = bind_all!(explain, params(name))
             .fetch_all(&mut conn)

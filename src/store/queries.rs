@@ -1,0 +1,159 @@
+//! Every statement the store runs, named in one place, so that a test can check each one's plan on
+//! both backends and a reader finds the SQL without reading the Rust around it. The statements are
+//! portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
+//! PostgreSQL alike.
+
+/// The columns of a session: the fields of [`SessionRecord`](super::SessionRecord).
+macro_rules! session_columns {
+    () => {
+        "s.id, s.user_id, s.client_id, s.device, s.ip, s.scope, s.created_at, s.last_used_at, \
+         s.idle_expires_at, s.absolute_expires_at, s.revoked_at, s.generation, s.rotated_at, \
+         s.sealed_token"
+    };
+}
+
+pub const PING: &str = "SELECT 1";
+
+pub const CREATE_USER: &str = "INSERT INTO users \
+     (id, username, password_hash, scopes, disabled, not_before, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const USER_BY_NAME: &str = "SELECT * FROM users WHERE username = $1";
+pub const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
+pub const ENABLE_USER: &str = "UPDATE users SET disabled = FALSE WHERE id = $1";
+/// Locks the user's row while the user is as the login found it (same password hash, enabled), so
+/// that a session opens either before a password change or disable, or not at all.
+pub const LOCK_USER_AS_CHECKED: &str = "UPDATE users SET not_before = not_before \
+     WHERE id = $1 AND password_hash = $2 AND NOT disabled";
+/// Applies a user change: the cutoff never goes down, a new password hash replaces the old one
+/// when given, and a disable sticks.
+pub const CHANGE_USER: &str = "UPDATE users \
+     SET not_before = CASE WHEN not_before < $1 THEN $1 ELSE not_before END, \
+     password_hash = COALESCE($2, password_hash), disabled = (disabled OR $3) WHERE id = $4";
+
+pub const THROTTLE: &str = "SELECT * FROM login_throttle WHERE username = $1";
+/// The first failure of a username; does nothing when another replica's got there first.
+pub const INSERT_THROTTLE: &str = "INSERT INTO login_throttle \
+     (failures, window_started_at, locked_until, lockouts, username) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING";
+/// Replaces the record only if it is still the one that was read ($6–$9).
+pub const SWAP_THROTTLE: &str = "UPDATE login_throttle \
+     SET failures = $1, window_started_at = $2, locked_until = $3, lockouts = $4 \
+     WHERE username = $5 AND failures = $6 AND window_started_at = $7 AND locked_until = $8 \
+     AND lockouts = $9";
+pub const CLEAR_THROTTLE: &str = "DELETE FROM login_throttle WHERE username = $1";
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (id, user_id, client_id, device, ip, scope, created_at, last_used_at, idle_expires_at, \
+     absolute_expires_at, revoked_at, generation, rotated_at, sealed_token) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, NULL, $12)";
+pub const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens \
+     (hash, session_id, generation, issued_at) VALUES ($1, $2, $3, $4)";
+pub const FIND_REFRESH: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    ", t.generation AS token_generation FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1"
+);
+/// The compare-and-swap: only the generation that was judged, only while not revoked.
+pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
+     last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
+     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL";
+pub const REVOKE_SESSION: &str =
+    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
+pub const REVOKE_USER_SESSIONS: &str =
+    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id";
+pub const LIVE_SESSIONS: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
+     AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 ORDER BY s.created_at DESC"
+);
+pub const COUNT_LIVE_SESSIONS: &str = "SELECT COUNT(*) FROM sessions \
+     WHERE revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1";
+
+/// Takes the next feed number. The counter row stays locked until the transaction commits, so
+/// numbers are handed out in commit order (a reader never later finds an event below one it saw).
+pub const NEXT_SEQ: &str = "UPDATE revocation_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+pub const INSERT_REVOCATION: &str = "INSERT INTO revocations \
+     (seq, kind, target, not_before, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const REVOCATIONS_AFTER: &str =
+    "SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
+pub const INSERT_AUDIT: &str =
+    "INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)";
+
+pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
+     (SELECT id FROM sessions WHERE idle_expires_at < $1 LIMIT $2)";
+pub const PURGE_REVOKED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
+     (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)";
+/// Spent tokens only: a session's live token goes with its session, never on its own.
+pub const PURGE_TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
+     (SELECT t.hash FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+      WHERE t.issued_at < $1 AND t.generation < s.generation LIMIT $2)";
+pub const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE seq IN \
+     (SELECT seq FROM revocations WHERE expires_at < $1 LIMIT $2)";
+pub const PURGE_THROTTLE: &str = "DELETE FROM login_throttle WHERE username IN \
+     (SELECT username FROM login_throttle \
+      WHERE window_started_at < $1 AND locked_until < $1 LIMIT $2)";
+pub const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE id IN \
+     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
+
+pub const INSERT_KEY: &str =
+    "INSERT INTO signing_keys (kid, alg, sealed_private, created_at) VALUES ($1, $2, $3, $4)";
+pub const KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at, kid";
+
+/// Every statement that finds rows to read, update or delete (on the request path and in
+/// housekeeping), by name: each must be an index lookup, which a test checks on both backends,
+/// binding parameters of the right types.
+pub const LOOKUPS: &[(&str, &str)] = &[
+    ("user_by_name", USER_BY_NAME),
+    ("user_by_id", USER_BY_ID),
+    ("enable_user", ENABLE_USER),
+    ("lock_user_as_checked", LOCK_USER_AS_CHECKED),
+    ("change_user", CHANGE_USER),
+    ("throttle", THROTTLE),
+    ("swap_throttle", SWAP_THROTTLE),
+    ("clear_throttle", CLEAR_THROTTLE),
+    ("find_refresh", FIND_REFRESH),
+    ("rotate", ROTATE),
+    ("revoke_session", REVOKE_SESSION),
+    ("revoke_user_sessions", REVOKE_USER_SESSIONS),
+    ("live_sessions", LIVE_SESSIONS),
+    ("count_live_sessions", COUNT_LIVE_SESSIONS),
+    ("next_seq", NEXT_SEQ),
+    ("revocations_after", REVOCATIONS_AFTER),
+    ("purge_expired_sessions", PURGE_EXPIRED_SESSIONS),
+    ("purge_revoked_sessions", PURGE_REVOKED_SESSIONS),
+    ("purge_tokens", PURGE_TOKENS),
+    ("purge_revocations", PURGE_REVOCATIONS),
+    ("purge_throttle", PURGE_THROTTLE),
+    ("purge_audit", PURGE_AUDIT),
+];
+
+/// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
+/// primary keys'), `PING` reads no table, and `KEYS` reads the whole (small) key table on purpose.
+pub const NOT_LOOKUPS: &[&str] = &[
+    PING,
+    CREATE_USER,
+    INSERT_THROTTLE,
+    INSERT_SESSION,
+    INSERT_TOKEN,
+    INSERT_REVOCATION,
+    INSERT_AUDIT,
+    INSERT_KEY,
+    KEYS,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A statement added to this file without a place in either list would escape the plan test.
+    #[test]
+    fn every_statement_is_either_planned_or_said_to_need_no_plan() {
+        let declared = include_str!("queries.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub const ") && !line.contains("&["))
+            .count();
+        assert_eq!(declared, LOOKUPS.len() + NOT_LOOKUPS.len());
+    }
+}

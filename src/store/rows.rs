@@ -1,0 +1,115 @@
+//! Rows as the tables hold them, for the records whose shape differs from their table's: columns
+//! are read by name (derived), then turned into the store's records here, in plain conversions.
+//! Records with exactly their table's columns ([`SessionRecord`], [`KeyRecord`]) derive the mapping
+//! themselves.
+//!
+//! [`KeyRecord`]: super::KeyRecord
+
+use super::{SessionRecord, UserRecord};
+use crate::domain::{
+    UnixMs,
+    revocation::{Revocation, RevocationTarget},
+    scope,
+    secret::Secret,
+    throttle,
+};
+
+/// The derive comes from `sqlx-macros` directly (see Cargo.toml), hence the path.
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    /// Space-separated.
+    scopes: String,
+    disabled: bool,
+    not_before: UnixMs,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            password_hash: Secret::new(row.password_hash),
+            scopes: scope::split(&row.scopes),
+            disabled: row.disabled,
+            not_before: row.not_before,
+        }
+    }
+}
+
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct ThrottleRow {
+    failures: i64,
+    window_started_at: UnixMs,
+    locked_until: UnixMs,
+    lockouts: i64,
+}
+
+impl From<ThrottleRow> for throttle::Record {
+    fn from(row: ThrottleRow) -> Self {
+        // Counts past u32 cannot come from this code; a hand-edited row saturates, not fails.
+        Self {
+            failures: u32::try_from(row.failures).unwrap_or(u32::MAX),
+            window_started_at: row.window_started_at,
+            locked_until: row.locked_until,
+            lockouts: u32::try_from(row.lockouts).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A refresh token's session, with the generation the token was issued at.
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct RefreshRow {
+    #[sqlx(flatten)]
+    pub session: SessionRecord,
+    pub token_generation: i64,
+}
+
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct RevocationRow {
+    seq: i64,
+    /// `session`, `jti` or `user`.
+    kind: String,
+    target: String,
+    /// The cutoff, for `user` only.
+    not_before: Option<UnixMs>,
+    expires_at: UnixMs,
+}
+
+impl TryFrom<RevocationRow> for Revocation {
+    type Error = sqlx::Error;
+
+    fn try_from(row: RevocationRow) -> Result<Self, Self::Error> {
+        let target = match row.kind.as_str() {
+            "session" => RevocationTarget::Session(row.target),
+            "jti" => RevocationTarget::Jti(row.target),
+            _ => RevocationTarget::User {
+                user_id: row.target,
+                not_before: row.not_before.ok_or_else(|| {
+                    sqlx::Error::Decode(format!("user revocation {} has no cutoff", row.seq).into())
+                })?,
+            },
+        };
+        Ok(Self {
+            seq: row.seq,
+            target,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// How a feed event is stored: its kind, its target and, for a user, the cutoff.
+pub(super) fn revocation_columns(
+    target: &RevocationTarget,
+) -> (&'static str, &str, Option<UnixMs>) {
+    match target {
+        RevocationTarget::Session(id) => ("session", id, None),
+        RevocationTarget::Jti(id) => ("jti", id, None),
+        RevocationTarget::User {
+            user_id,
+            not_before,
+        } => ("user", user_id, Some(*not_before)),
+    }
+}

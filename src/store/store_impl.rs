@@ -1,0 +1,295 @@
+//! `impl Store for SqlStore<DB>`: every method of the [`Store`] trait, written once for both
+//! drivers. Atomicity comes from the statements and row locks: rotation is a conditional UPDATE on
+//! the session's generation, a login's session waits on the user's row, and every revocation writes
+//! its changes, feed events and audit rows in one transaction.
+//!
+//! The `where` clause says what the SQL needs of a driver: an executor for its connections and the
+//! column types it binds and reads. `sql.rs` repeats it, as Rust does not carry such bounds
+//! through a helper trait.
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::{
+    KeyRecord, Purge, Rotation, SessionRecord, Store, StoreResult, UserRecord, UserRevocation,
+    queries as q,
+    rows::{RefreshRow, RevocationRow, ThrottleRow},
+    sql::{Backend, SqlStore},
+};
+use crate::domain::{
+    UnixMs,
+    revocation::{Reason, Revocation, RevocationTarget},
+    scope, throttle,
+    types::TokenHash,
+};
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB>,
+    for<'a> String: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Decode<'a, DB>,
+    for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query(q::PING).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: &UserRecord, now: UnixMs) -> StoreResult<()> {
+        sqlx::query(q::CREATE_USER)
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(u.password_hash.expose())
+            .bind(scope::join(&u.scopes))
+            .bind(u.disabled)
+            .bind(u.not_before)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.user(q::USER_BY_NAME, username).await
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
+        self.user(q::USER_BY_ID, id).await
+    }
+
+    async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query(q::ENABLE_USER)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>> {
+        let row: Option<ThrottleRow> = sqlx::query_as(q::THROTTLE)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(throttle::Record::from))
+    }
+
+    async fn swap_throttle(
+        &self,
+        username: &str,
+        expected: Option<&throttle::Record>,
+        r: &throttle::Record,
+    ) -> StoreResult<bool> {
+        let sql = if expected.is_some() {
+            q::SWAP_THROTTLE
+        } else {
+            q::INSERT_THROTTLE
+        };
+        let mut query = sqlx::query(sql)
+            .bind(i64::from(r.failures))
+            .bind(r.window_started_at)
+            .bind(r.locked_until)
+            .bind(i64::from(r.lockouts))
+            .bind(username);
+        if let Some(old) = expected {
+            query = query
+                .bind(i64::from(old.failures))
+                .bind(old.window_started_at)
+                .bind(old.locked_until)
+                .bind(i64::from(old.lockouts));
+        }
+        Ok(DB::rows_affected(&query.execute(&self.pool).await?) == 1)
+    }
+
+    async fn clear_throttle(&self, username: &str) -> StoreResult<()> {
+        sqlx::query(q::CLEAR_THROTTLE)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        token_hash: &TokenHash,
+        password_hash: &str,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
+            .bind(&s.user_id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&locked) != 1 {
+            return Ok(false);
+        }
+        Self::insert_session(&mut tx, s).await?;
+        Self::insert_token(&mut tx, token_hash, &s.id, s.generation, s.created_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
+        let row: Option<RefreshRow> = sqlx::query_as(q::FIND_REFRESH)
+            .bind(&hash.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.session, r.token_generation)))
+    }
+
+    async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let rotated = sqlx::query(q::ROTATE)
+            .bind(r.now)
+            .bind(r.now)
+            .bind(r.idle_expires_at)
+            .bind(&r.sealed_token)
+            .bind(&r.session_id)
+            .bind(r.expected_generation)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&rotated) != 1 {
+            return Ok(false);
+        }
+        let generation = r.expected_generation + 1;
+        Self::insert_token(&mut tx, &r.token_hash, &r.session_id, generation, r.now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: UnixMs,
+        expires_at: UnixMs,
+        reason: Reason,
+    ) -> StoreResult<Option<Revocation>> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: Option<String> = sqlx::query_scalar(q::REVOKE_SESSION)
+            .bind(now)
+            .bind(session_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let target = RevocationTarget::Session(session_id.to_owned());
+        let event = Self::append_event(&mut tx, target, now, expires_at).await?;
+        Self::audit(&mut tx, now, reason, &user_id, Some(session_id)).await?;
+        tx.commit().await?;
+        Ok(Some(event))
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        now: UnixMs,
+        expires_at: UnixMs,
+    ) -> StoreResult<Revocation> {
+        let mut tx = self.pool.begin().await?;
+        let target = RevocationTarget::Jti(jti.to_owned());
+        let event = Self::append_event(&mut tx, target, now, expires_at).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
+        let mut tx = self.pool.begin().await?;
+        // First, so that it holds the user's row: logins wait for it (see create_session).
+        sqlx::query(q::CHANGE_USER)
+            .bind(r.not_before)
+            .bind(r.new_password_hash.as_deref())
+            .bind(r.disable)
+            .bind(&r.user_id)
+            .execute(&mut *tx)
+            .await?;
+        let revoked: Vec<String> = sqlx::query_scalar(q::REVOKE_USER_SESSIONS)
+            .bind(r.now)
+            .bind(&r.user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut events = Vec::with_capacity(revoked.len() + 1);
+        for id in revoked {
+            Self::audit(&mut tx, r.now, r.reason, &r.user_id, Some(&id)).await?;
+            let target = RevocationTarget::Session(id);
+            events.push(Self::append_event(&mut tx, target, r.now, r.expires_at).await?);
+        }
+        let cutoff = RevocationTarget::User {
+            user_id: r.user_id.clone(),
+            not_before: r.not_before,
+        };
+        events.push(Self::append_event(&mut tx, cutoff, r.now, r.expires_at).await?);
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>> {
+        Ok(sqlx::query_as(q::LIVE_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn count_live_sessions(&self, now: UnixMs) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(q::COUNT_LIVE_SESSIONS)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>> {
+        let rows: Vec<RevocationRow> = sqlx::query_as(q::REVOCATIONS_AFTER)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(Revocation::try_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn purge(&self, p: &Purge) -> StoreResult<u64> {
+        let mut deleted = 0;
+        for (sql, before) in [
+            (q::PURGE_EXPIRED_SESSIONS, p.sessions_ended_before),
+            (q::PURGE_REVOKED_SESSIONS, p.sessions_ended_before),
+            (q::PURGE_TOKENS, p.tokens_issued_before),
+            (q::PURGE_REVOCATIONS, p.events_expired_before),
+            (q::PURGE_THROTTLE, p.throttle_idle_before),
+            (q::PURGE_AUDIT, p.audit_before),
+        ] {
+            let done = sqlx::query(sql)
+                .bind(before)
+                .bind(p.batch)
+                .execute(&self.pool)
+                .await?;
+            deleted += DB::rows_affected(&done);
+        }
+        Ok(deleted)
+    }
+
+    async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {
+        sqlx::query(q::INSERT_KEY)
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.sealed_private)
+            .bind(k.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        Ok(sqlx::query_as(q::KEYS).fetch_all(&self.pool).await?)
+    }
+}
