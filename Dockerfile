@@ -1,15 +1,19 @@
 # syntax=docker/dockerfile:1
 # latchkey in a container: built with the Rust toolchain image, run from a slim Debian as a
 # non-root user. `docker build -t latchkey .`, or `docker compose up --build` (docker-compose.yml).
-# tests/api/deploy.rs checks this file against the project (paths, settings, subcommands, user).
+# tests/api/binary/dockerfile.rs checks this file against the project (its copy set, subcommands,
+# user), and tests/api/peers/compose.rs its settings.
 
 # --- build ---------------------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-# Only what the build reads (the protobuf compiler is pure Rust: no protoc needed).
+# Only what the build reads (the protobuf compiler is pure Rust: no protoc needed), and every file
+# Cargo.toml names: cargo reads the whole manifest even for one binary, so a declared bench that is
+# not copied fails the build (tests/api/binary/dockerfile.rs lays this copy set out and asks cargo).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY migrations ./migrations
+COPY benches ./benches
 COPY src ./src
 # The cargo registry and target/ are cached between builds; the binary is copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -4,7 +4,10 @@ use latchkey::grpc::pb::{self, revocation_event::Target};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::helpers::*;
+use crate::helpers::{
+    app::{spawn_app, username},
+    client::{http_get, reason, with_bearer},
+};
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_session_and_access_tokens() {

@@ -5,150 +5,25 @@
 use std::{
     fmt::Debug,
     future::Future,
-    path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
 use latchkey::grpc::pb;
-use tempfile::TempDir;
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::{
-    crash::{PASSWORD, Server, USER, add_user, master_key, refresh, wait_health},
-    helpers::*,
+use crate::helpers::{
+    app::{master_key, spawn_app_with, use_store},
+    client::{http_get, reason, refresh_with, wait_health, with_bearer},
+    crash::{PASSWORD, USER},
+    postgres::Cluster,
+    process::Server,
 };
 
 /// Health must turn NOT_SERVING this soon after the store goes away.
 const NOT_SERVING_WITHIN: Duration = Duration::from_secs(3);
 /// And back to SERVING this soon after it returns.
 const RECOVERED_WITHIN: Duration = Duration::from_secs(15);
-
-/// A PostgreSQL cluster in a temporary directory, trust auth, on a free port; stopped on drop.
-struct Cluster {
-    dir: TempDir,
-    bin: PathBuf,
-    port: u16,
-    running: bool,
-}
-
-impl Cluster {
-    fn init() -> Cluster {
-        let bin = std::env::var_os("LATCHKEY_PG_BIN").map_or_else(
-            || PathBuf::from("/usr/lib/postgresql/15/bin"),
-            PathBuf::from,
-        );
-        assert!(
-            bin.join("initdb").exists(),
-            "PostgreSQL binaries are needed in {} (set LATCHKEY_PG_BIN)",
-            bin.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        if is_root() {
-            // initdb refuses to run as root: the cluster belongs to `postgres`.
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status();
-            assert!(chown.unwrap().success(), "chown to postgres");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = Cluster {
-            dir,
-            bin,
-            port,
-            running: false,
-        };
-        let data = cluster.data();
-        cluster.run(
-            "initdb",
-            &["-A", "trust", "-U", "postgres", "--no-sync", "-D", &data],
-        );
-        cluster
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// Runs a PostgreSQL program as the cluster's owner; panics with its output on failure.
-    fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program);
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let out = command.args(args).current_dir(self.dir.path()).output();
-        let out = out.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn start(&mut self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("postgres.log").display().to_string();
-        let data = self.data();
-        self.run(
-            "pg_ctl",
-            &[
-                "start", "-w", "-t", "60", "-D", &data, "-l", &log, "-o", &options,
-            ],
-        );
-        self.running = true;
-    }
-
-    fn stop(&mut self) {
-        let data = self.data();
-        self.run(
-            "pg_ctl",
-            &["stop", "-m", "fast", "-w", "-t", "60", "-D", &data],
-        );
-        self.running = false;
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if self.running {
-            let (pg_ctl, data) = (self.bin.join("pg_ctl"), self.data());
-            let args = ["stop", "-m", "immediate", "-w", "-D", &data];
-            let _ = if is_root() {
-                Command::new("runuser")
-                    .args(["-u", "postgres", "--"])
-                    .arg(pg_ctl)
-                    .args(args)
-                    .status()
-            } else {
-                Command::new(pg_ctl).args(args).status()
-            };
-        }
-    }
-}
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
 
 /// The call fails within 5 s with UNAVAILABLE / STORE_UNAVAILABLE.
 async fn unavailable<T: Debug>(what: &str, call: impl Future<Output = Result<T, Status>>) {
@@ -182,7 +57,7 @@ fn list_sessions(token: &str) -> tonic::Request<pb::ListSessionsRequest> {
 async fn a_store_outage_fails_calls_fast_turns_health_off_and_heals_by_itself() {
     let mut cluster = Cluster::init();
     cluster.start();
-    let app = spawn_app_with(|a| a.database_url = Some(cluster.url().into())).await;
+    let app = spawn_app_with(|a| use_store(a, &cluster.url(), None)).await;
     wait_health(app.grpc_addr, ServingStatus::Serving, RECOVERED_WITHIN)
         .await
         .unwrap();
@@ -260,7 +135,7 @@ async fn serve_started_while_the_store_is_down_keeps_running_until_it_comes_up()
     };
     unavailable("Login", client.clone().login(login.clone())).await;
     let token = format!("lk_rt_{}", "A".repeat(43));
-    unavailable("Refresh", refresh(&client, &token)).await;
+    unavailable("Refresh", refresh_with(&client, &token)).await;
     unavailable("Introspect", client.introspect(introspect_request(&token))).await;
     assert!(server.running(), "still up:\n{}", server.log());
 
@@ -270,11 +145,9 @@ async fn serve_started_while_the_store_is_down_keeps_running_until_it_comes_up()
         .await;
     eprintln!("SERVING {took:?} after the store came up");
     assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
-    let mut args = test_args(&dir);
-    (args.database_url, args.master_key) = (Some(url.into()), Some(key.into()));
-    add_user(args).await;
+    server.add_user(USER, PASSWORD).await;
     let pair = client.clone().login(login).await.unwrap().into_inner();
-    let next = refresh(&client, &pair.refresh_token).await.unwrap();
+    let next = refresh_with(&client, &pair.refresh_token).await.unwrap();
     let info = client
         .clone()
         .introspect(introspect_request(&next.access_token))

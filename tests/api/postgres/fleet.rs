@@ -12,7 +12,11 @@ use latchkey::{
 use tokio_stream::StreamExt;
 use tonic::Status;
 
-use crate::helpers::*;
+use crate::helpers::{
+    app::{TestApp, master_key, spawn_app_with, use_store},
+    client::{key_id, reason, with_bearer},
+    postgres::fresh_postgres_database,
+};
 
 const PASSWORD: &str = "correct horse";
 
@@ -20,17 +24,10 @@ const PASSWORD: &str = "correct horse";
 /// set to the same instant, as the clocks of real replicas would (nearly) be.
 async fn fleet() -> [TestApp; 3] {
     let url = fresh_postgres_database().await;
-    let key = crate::crash::master_key();
+    let key = master_key();
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        let (url, key) = (url.clone(), key.clone());
-        replicas.push(
-            spawn_app_with(|a| {
-                a.database_url = Some(url.into());
-                a.master_key = Some(key.into());
-            })
-            .await,
-        );
+        replicas.push(spawn_app_with(|a| use_store(a, &url, Some(&key))).await);
     }
     let newest = replicas.iter().map(|r| r.clock.now()).max().unwrap();
     for replica in &replicas {
@@ -43,10 +40,6 @@ async fn logout_all(app: &TestApp, access_token: &str) -> Result<u32, Status> {
     let request = with_bearer(pb::LogoutAllRequest::default(), access_token);
     let response = app.client.clone().logout_all(request).await?;
     Ok(response.into_inner().revoked_sessions)
-}
-
-fn kid(token: &str) -> String {
-    latchkey::crypto::jwt::key_id(token).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,9 +250,9 @@ async fn a_key_rotation_on_one_replica_reaches_every_replica_within_five_seconds
     let fleet = fleet().await;
     fleet[0].add_user("alice", PASSWORD, &[]).await;
     let old: Vec<_> = join_all(fleet.iter().map(|r| r.login("alice", PASSWORD))).await;
-    let old_kid = kid(&old[0].access_token);
+    let old_kid = key_id(&old[0].access_token);
     assert!(
-        old.iter().all(|p| kid(&p.access_token) == old_kid),
+        old.iter().all(|p| key_id(&p.access_token) == old_kid),
         "one key for the fleet"
     );
 
@@ -270,7 +263,7 @@ async fn a_key_rotation_on_one_replica_reaches_every_replica_within_five_seconds
     for (i, replica) in fleet.iter().enumerate() {
         loop {
             let pair = replica.login("alice", PASSWORD).await;
-            if kid(&pair.access_token) == new_kid {
+            if key_id(&pair.access_token) == new_kid {
                 fresh.push(pair);
                 break;
             }
@@ -293,7 +286,7 @@ async fn a_key_rotation_on_one_replica_reaches_every_replica_within_five_seconds
                 "replica {i}"
             );
         }
-        let jwks = replica.service.jwks_json().unwrap().to_string();
+        let jwks = replica.jwks().await;
         assert!(
             jwks.contains(&old_kid) && jwks.contains(&new_kid),
             "replica {i}: {jwks}"

@@ -1,0 +1,6 @@
+//! The `latchkey` binary as a child process (built by `cargo test` itself), on SQLite: signals,
+//! the CLI on a fresh machine, a crash, metrics of a server of its own, and the Dockerfile's build.
+
+mod crash;
+mod dockerfile;
+mod serve;

@@ -1,0 +1,169 @@
+//! PostgreSQL for the tests: a fresh database per test on the server at
+//! `LATCHKEY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), and
+//! throwaway clusters of a test's own (with the server binaries in `LATCHKEY_PG_BIN`) for tests that
+//! stop and start the store. A missing server fails the test loudly, never skips it.
+
+use std::{path::PathBuf, process::Command};
+
+use tempfile::TempDir;
+
+/// The PostgreSQL server tests create their databases on.
+fn admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A new, empty PostgreSQL database; its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed at {admin} (set LATCHKEY_TEST_POSTGRES_URL, or run .ci/run): {e}")
+    });
+    let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// Whether in-process servers run on PostgreSQL this time (`LATCHKEY_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("LATCHKEY_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// A PostgreSQL cluster in a temporary directory, trust auth, on a free port; stopped on drop.
+pub struct Cluster {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+    running: bool,
+}
+
+impl Cluster {
+    pub fn init() -> Cluster {
+        let bin = std::env::var_os("LATCHKEY_PG_BIN").map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        );
+        assert!(
+            bin.join("initdb").exists(),
+            "PostgreSQL binaries are needed in {} (set LATCHKEY_PG_BIN)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        if is_root() {
+            // initdb refuses to run as root: the cluster belongs to `postgres`.
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status();
+            assert!(chown.expect("chown runs").success(), "chown to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            running: false,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "--no-sync", "-D", &data],
+        );
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A PostgreSQL program, run as the cluster's owner.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        }
+    }
+
+    /// Runs a PostgreSQL program as the cluster's owner; panics with its output on failure.
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output();
+        let out = out.unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start(&mut self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "start", "-w", "-t", "60", "-D", &data, "-l", &log, "-o", &options,
+            ],
+        );
+        self.running = true;
+    }
+
+    pub fn stop(&mut self) {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["stop", "-m", "fast", "-w", "-t", "60", "-D", &data],
+        );
+        self.running = false;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data();
+            let args = ["stop", "-m", "immediate", "-w", "-D", &data];
+            let _ = self
+                .command("pg_ctl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .status();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}

@@ -1,0 +1,9 @@
+//! The server in the test process (`spawn_app`), on SQLite in a temporary directory: nothing to
+//! install, nothing to start. The fast subset: `cargo test --test api -- inprocess::`. With
+//! `LATCHKEY_TEST_BACKEND=postgres` the same tests run on PostgreSQL (as `.ci/run` does).
+
+mod ext_authz;
+mod login;
+mod ops;
+mod refresh;
+mod sessions;
