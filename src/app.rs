@@ -14,13 +14,9 @@ use tracing::{info, warn};
 use crate::{
     config::{Config, Periods, redact_url},
     grpc, http,
-    service::{Clock, Service, ServiceError},
+    service::{Clock, Service, ServiceCell, ServiceError},
     store::{self, StoreError},
 };
-
-mod cell;
-
-pub use cell::ServiceCell;
 
 /// Opens the configured store and prepares the service, for a deployment that exists: the data
 /// directory and master key are set up by `serve` (see [`App::run`]) and `migrate` only.

@@ -13,8 +13,8 @@
 //! - [`crypto`] is argon2id, JWTs, signing keys, the master key, and making and hashing refresh
 //!   tokens.
 //! - [`store`] is persistence behind one trait, one module per database.
-//! - [`app`] wires them into a running server (and holds the service for the edges until the
-//!   store is reached); [`config`] reads the settings; [`data_dir`] sets up or opens the data
+//! - [`app`] wires them into a running server (and fills the edges' [`service::ServiceCell`] once
+//!   the store is reached); [`config`] reads the settings; [`data_dir`] sets up or opens the data
 //!   directory and the master key.
 #![forbid(unsafe_code)]
 

@@ -10,12 +10,11 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use super::{bearer::bearer, convert, pb, status::to_status};
 use crate::{
-    app::ServiceCell,
     domain::{
         token::{PresentedToken, RefreshToken},
         types::InputError,
     },
-    service::{Caller, LoginCommand, RevocationWatch, Service, ServiceError},
+    service::{Caller, LoginCommand, RevocationWatch, Service, ServiceCell, ServiceError},
 };
 
 pub struct AuthApi {

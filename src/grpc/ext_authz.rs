@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::warn;
 
 use super::bearer::bearer;
-use crate::app::ServiceCell;
+use crate::service::ServiceCell;
 
 const HEADER_PREFIX: &str = "x-latchkey-";
 

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tonic::transport::{Server, server::Router};
 use tonic_health::server::HealthReporter;
 
-use crate::app::ServiceCell;
+use crate::service::ServiceCell;
 
 mod auth;
 mod bearer;

@@ -12,7 +12,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::app::ServiceCell;
+use crate::service::ServiceCell;
 
 #[derive(Clone)]
 struct AppState {

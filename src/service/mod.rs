@@ -24,6 +24,7 @@ use crate::{
 };
 
 mod authenticate;
+mod cell;
 mod clock;
 mod error;
 mod feed;
@@ -39,6 +40,7 @@ mod tokens;
 mod users;
 
 pub use authenticate::Caller;
+pub use cell::ServiceCell;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Cause, Chain, ServiceError, ServiceResult};
 pub use feed::RevocationWatch;

@@ -1,11 +1,12 @@
 //! `ServiceCell`: the service as the edges hold it. The servers start before the store is reached
-//! (so health can say NOT_SERVING meanwhile); the cell is filled once it is.
+//! (so health can say NOT_SERVING meanwhile); `app` fills the cell once it is. It lives here, not in
+//! `app`, because the edges hold it and `app` builds the edges: the imports then run one way.
 
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
-use crate::service::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceError, ServiceResult};
 
 /// Empty until the store has been reached at start-up, and every call answers STORE_UNAVAILABLE
 /// until then.
