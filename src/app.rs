@@ -15,15 +15,20 @@ use crate::{
     config::{Config, Periods, redact_url},
     grpc, http,
     service::{Clock, Service, ServiceCell, ServiceError},
-    store::{self, StoreError},
+    store::{self, Mode, StoreError},
 };
 
-/// Opens the configured store and prepares the service, for a deployment that exists: the data
-/// directory and master key are set up by `serve` (see [`App::run`]) and `migrate` only.
+/// Opens the configured store and prepares the service, for a deployment that exists (the CLI's
+/// `user` and `keys` commands): the data directory, master key and database are set up by `serve`
+/// (see [`App::run`]) and `migrate` only.
 pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Service>> {
+    open(config, clock, Mode::Existing).await
+}
+
+async fn open(config: &Config, clock: Arc<dyn Clock>, mode: Mode) -> anyhow::Result<Arc<Service>> {
     let master_key = config.data_dir.master_key()?;
     let url = config.database_url.expose();
-    let store = store::connect(url)
+    let store = store::connect(url, mode)
         .await
         .with_context(|| format!("opening the store at {}", redact_url(url)))?;
     let service = Service::new(store, clock, config.settings.clone(), &master_key).await?;
@@ -32,7 +37,7 @@ pub async fn open_service(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
 
 /// For `latchkey migrate`: opens the configured store, which creates and migrates it as needed.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    store::connect(config.database_url.expose()).await?;
+    store::connect(config.database_url.expose(), Mode::Create).await?;
     Ok(())
 }
 
@@ -171,7 +176,7 @@ async fn start(
     let periods = config.periods;
     let service = loop {
         let opened = async {
-            let service = open_service(&config, clock.clone()).await?;
+            let service = open(&config, clock.clone(), Mode::Create).await?;
             service.ensure_signing_key().await?;
             anyhow::Ok(service)
         };

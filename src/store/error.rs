@@ -24,6 +24,9 @@ pub enum StoreError {
     },
     #[error("unsupported database URL scheme {0:?}: expected sqlite:// or postgres://")]
     UnsupportedUrl(String),
+    /// Only `serve` and `migrate` create a database.
+    #[error("no SQLite database at {0}: run `latchkey migrate` (or `latchkey serve`) first")]
+    Missing(std::path::PathBuf),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -196,12 +196,21 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self) -> StoreResult<Vec<KeyRecord>>;
 }
 
-/// Opens the store named by `url` (`sqlite://…` or `postgres://…`), creating and migrating it as
-/// needed. The only place that looks at which backend runs.
-pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+/// Whether opening may create a SQLite database that is not there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `serve` and `migrate`: a new deployment starts here.
+    Create,
+    /// Every other command: a missing database is an error, not a fresh empty one.
+    Existing,
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and migrates it. The only place
+/// that looks at which backend runs.
+pub async fn connect(url: &str, mode: Mode) -> StoreResult<Arc<dyn Store>> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::connect(url).await?)),
+        "sqlite" => Ok(Arc::new(sqlite::connect(url, mode).await?)),
         "postgres" | "postgresql" => Ok(Arc::new(postgres::connect(url).await?)),
         other => Err(StoreError::UnsupportedUrl(other.to_owned())),
     }

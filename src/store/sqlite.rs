@@ -13,24 +13,24 @@ use sqlx::{
 };
 
 use super::{
-    StoreError, StoreResult,
+    Mode, StoreError, StoreResult,
     sql::{Backend, SqlStore, migrator},
 };
 
-pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Sqlite>> {
+pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::open("bad SQLite URL", e))?
-        .create_if_missing(true)
+        .create_if_missing(mode == Mode::Create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    // A fresh machine has no data directory yet: `serve` and `migrate` create it.
-    if let Some(dir) = options
-        .get_filename()
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    let file = options.get_filename();
+    if mode == Mode::Existing && !file.exists() {
+        return Err(StoreError::Missing(file.to_owned()));
+    }
+    // A database outside the data directory may need its folder: `serve` and `migrate` create it.
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::open(format!("creating {}", dir.display()), e))?;
     }

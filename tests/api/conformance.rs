@@ -409,7 +409,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $story() {
                     let (url, _dir) = super::sqlite_url().await;
-                    super::$story(latchkey::store::connect(&url).await.unwrap()).await;
+                    super::$story(latchkey::store::connect(&url, latchkey::store::Mode::Create).await.unwrap()).await;
                 }
             )*
         }
@@ -418,7 +418,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread")]
                 async fn $story() {
                     let url = crate::helpers::fresh_postgres_database().await;
-                    super::$story(latchkey::store::connect(&url).await.unwrap()).await;
+                    super::$story(latchkey::store::connect(&url, latchkey::store::Mode::Create).await.unwrap()).await;
                 }
             )*
         }
@@ -484,7 +484,7 @@ macro_rules! bind_all {
 #[tokio::test]
 async fn every_hot_query_is_an_index_lookup_on_sqlite() {
     let (url, _dir) = sqlite_url().await;
-    store::connect(&url).await.unwrap();
+    store::connect(&url, store::Mode::Create).await.unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     for (name, sql) in store::queries::LOOKUPS {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
@@ -507,7 +507,7 @@ async fn every_hot_query_is_an_index_lookup_on_sqlite() {
 async fn every_hot_query_is_an_index_lookup_on_postgres() {
     use sqlx::Connection;
     let url = fresh_postgres_database().await;
-    store::connect(&url).await.unwrap();
+    store::connect(&url, store::Mode::Create).await.unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     // On empty tables a sequential scan is cheapest; forbid it to see whether an index exists.
     sqlx::query("SET enable_seqscan = off")

@@ -10,6 +10,7 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{
+    app::master_key,
     client::{http_get, lazy_channel},
     process::{Server, latchkey_in, run},
 };
@@ -64,6 +65,31 @@ async fn commands_other_than_serve_and_migrate_refuse_to_create_a_data_directory
         );
         assert!(!data.exists(), "{args:?} created the data directory");
     }
+}
+
+#[tokio::test]
+async fn commands_other_than_serve_and_migrate_refuse_to_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("elsewhere").join("latchkey.db");
+    let mut command = latchkey_in(&dir.path().join("latchkey-data"));
+    command
+        .env("LATCHKEY_MASTER_KEY", master_key())
+        .env(
+            "LATCHKEY_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .args(["keys", "list"]);
+    let out = run(command, "", Duration::from_secs(30)).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "keys list succeeded");
+    assert!(
+        stderr.contains("no SQLite database at") && stderr.contains("latchkey migrate"),
+        "{stderr}"
+    );
+    assert!(
+        !db.exists() && !db.parent().unwrap().exists(),
+        "keys list created the database"
+    );
 }
 
 /// The samples of a Prometheus text exposition: series (name and labels, as written) → value.
