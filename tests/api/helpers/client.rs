@@ -119,6 +119,30 @@ pub fn tamper_signature(token: &str) -> String {
     format!("{signed}.{signature}")
 }
 
+/// `authorization` values that must never pass for an access token of this server, with what
+/// each is: no bearer at all, garbage, `token` with a bad signature or re-signed as `alg: none`,
+/// and a genuine token of another server (another key).
+pub async fn forged_authorizations(token: &str) -> Vec<(&'static str, String)> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let unsigned = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#);
+    let foreign = super::app::spawn_app().await.alice().await.access_token;
+    vec![
+        (
+            "not a bearer token",
+            format!("Basic {}", URL_SAFE_NO_PAD.encode("alice:pw")),
+        ),
+        ("an empty bearer", "Bearer ".to_owned()),
+        ("garbage", "Bearer not-a-jwt".to_owned()),
+        (
+            "bad signature",
+            format!("Bearer {}", tamper_signature(token)),
+        ),
+        ("alg none", format!("Bearer {unsigned}.{payload}.")),
+        ("another server's key", format!("Bearer {foreign}")),
+    ]
+}
+
 /// Polls gRPC health ("" and AuthService) at `addr` until both say `want`; how long that took, or
 /// what was seen instead.
 pub async fn wait_health(
