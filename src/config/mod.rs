@@ -57,7 +57,8 @@ pub struct Periods {
 /// The largest argon2id memory cost accepted, in KiB: 4 GiB per hash is already far beyond any
 /// sensible setting, and a typo above it would exhaust memory at the first login.
 const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
-/// The most password hashes at once: each holds its memory cost, and 8× this are admitted in all (running or waiting).
+/// The most password hashes at once: each holds its memory cost, and 8× this are admitted in all
+/// (running or waiting).
 const MAX_HASH_CONCURRENCY: usize = 1024;
 
 impl Config {
