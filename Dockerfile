@@ -9,11 +9,14 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # Only what the build reads (the protobuf compiler is pure Rust: no protoc needed), and every file
 # Cargo.toml names: cargo reads the whole manifest even for one binary, so a declared bench that is
-# not copied fails the build (tests/api/binary/dockerfile.rs lays this copy set out and asks cargo).
+# not copied fails the build, and so does a workspace member (verify/, the verifier library) that
+# is missing, though the image does not build it (tests/api/binary/dockerfile.rs lays this copy
+# set out and asks cargo).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY migrations ./migrations
 COPY benches ./benches
+COPY verify ./verify
 COPY src ./src
 # The cargo registry and target/ are cached between builds; the binary is copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
