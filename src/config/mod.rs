@@ -19,7 +19,7 @@ use crate::{
     crypto::{keys::SigningAlg, password::Cost, seal::MasterKey},
     data_dir::DataDir,
     domain::{family::Lifetimes, secret::Secret, throttle::Policy},
-    service::Settings,
+    service::{FeedLimits, Settings},
     telemetry::{self, LogFormat, Logging},
 };
 
@@ -59,6 +59,8 @@ pub struct Periods {
 const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 /// The most password hashes at once: each holds its memory cost, and 8× this may wait.
 const MAX_HASH_CONCURRENCY: usize = 1024;
+/// The most WatchRevocations streams per process: each holds a task and a buffer.
+const MAX_WATCHERS: usize = 1_000_000;
 
 impl Config {
     /// `args` over the file it names, over the defaults; every value checked. Reads no
@@ -147,6 +149,23 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
             cpus,
             (1, MAX_HASH_CONCURRENCY),
         )?,
+        feed: FeedLimits {
+            max_watchers: within(
+                "LATCHKEY_MAX_WATCHERS",
+                args.max_watchers,
+                10_000,
+                (1, MAX_WATCHERS),
+            )?,
+            stall_timeout: at_least(
+                "LATCHKEY_SLOW_WATCHER_TIMEOUT",
+                duration(
+                    "LATCHKEY_SLOW_WATCHER_TIMEOUT",
+                    args.slow_watcher_timeout.clone(),
+                    "5s",
+                )?,
+                Duration::from_millis(10),
+            )?,
+        },
     })
 }
 
