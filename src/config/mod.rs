@@ -41,7 +41,8 @@ pub struct Config {
 /// How often the server's background work runs: settings so that tests can shorten them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Periods {
-    /// Revocations made by other processes are picked up.
+    /// Revocations made by other processes are picked up (on PostgreSQL, the safety net under
+    /// NOTIFY).
     pub revocation_sync: Duration,
     /// The signing keys are re-read (`keys rotate` reaches servers within this, well inside the
     /// 5 s promised).

@@ -15,7 +15,11 @@ use std::{
 };
 
 use tokio::{
-    sync::{OwnedSemaphorePermit, mpsc, oneshot},
+    sync::{
+        OwnedSemaphorePermit,
+        mpsc::{self, error::TrySendError},
+        oneshot,
+    },
     time::Instant,
 };
 use tokio_stream::Stream;
@@ -128,12 +132,15 @@ struct Pump {
 }
 
 impl Pump {
-    /// Runs until the reader is gone (`Ok`) or must be cut off.
+    /// Runs until the reader is gone (`Ok`) or must be cut off. Per event, it wakes once and takes
+    /// one read lock: with thousands of streams, this loop is the cost of a revocation.
     async fn run(mut self) -> ServiceResult<()> {
         let mut latest = self.service.revocations.log().subscribe();
         // The first heartbeat goes as soon as the backlog has been sent: it tells the reader that it
-        // has caught up.
-        let mut heartbeat_at: Option<Instant> = None;
+        // has caught up. One timer, moved rather than made anew on every wake.
+        let heartbeat = tokio::time::sleep(HEARTBEAT);
+        tokio::pin!(heartbeat);
+        let mut caught_up = false;
         loop {
             let events = self.service.revocations.log().after(self.after, BUFFER)?;
             if !events.is_empty() {
@@ -144,42 +151,55 @@ impl Pump {
                     }
                     self.after = seq;
                 }
-                heartbeat_at = heartbeat_at.map(|_| Instant::now() + HEARTBEAT);
+                if caught_up {
+                    heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
+                }
                 continue;
             }
-            let (after, due) = (self.after, *heartbeat_at.get_or_insert_with(Instant::now));
-            let heartbeat = tokio::select! {
+            if !caught_up {
+                caught_up = true;
+                heartbeat.as_mut().reset(Instant::now());
+            }
+            let after = self.after;
+            let idle = tokio::select! {
                 moved = latest.wait_for(|last| *last > after) => {
                     moved.map_err(|_| ServiceError::internal("the revocation feed is gone"))?;
                     false
                 }
-                () = tokio::time::sleep_until(due) => true,
-                () = self.items.closed() => return Ok(()),
+                () = heartbeat.as_mut() => true,
             };
-            if heartbeat {
+            if idle {
+                // A reader gone while the stream was idle is noticed here, at the latest.
                 let fresh = self.service.revocations.check_fresh().is_ok();
-                if fresh && !self.send(FeedItem::Heartbeat { seq: after }).await? {
+                let sent = fresh && self.send(FeedItem::Heartbeat { seq: after }).await?;
+                if !sent && self.items.is_closed() {
                     return Ok(());
                 }
-                heartbeat_at = Some(Instant::now() + HEARTBEAT);
+                heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
             }
         }
     }
 
     /// Buffers one item; `false` when the reader is gone.
     async fn send(&self, item: FeedItem) -> ServiceResult<bool> {
-        let stall = self.service.settings.feed.stall_timeout;
-        match tokio::time::timeout(stall, self.items.reserve()).await {
-            Ok(Ok(permit)) => {
-                permit.send(item);
-                Ok(true)
+        // Mostly there is room: no timer then.
+        let permit = match self.items.try_reserve() {
+            Ok(permit) => permit,
+            Err(TrySendError::Closed(())) => return Ok(false),
+            Err(TrySendError::Full(())) => {
+                let stall = self.service.settings.feed.stall_timeout;
+                match tokio::time::timeout(stall, self.items.reserve()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return Ok(false),
+                    Err(_) => {
+                        metrics::counter!("latchkey_revocation_watchers_cut_total").increment(1);
+                        return Err(ServiceError::SubscriberTooSlow);
+                    }
+                }
             }
-            Ok(Err(_)) => Ok(false),
-            Err(_) => {
-                metrics::counter!("latchkey_revocation_watchers_cut_total").increment(1);
-                Err(ServiceError::SubscriberTooSlow)
-            }
-        }
+        };
+        permit.send(item);
+        Ok(true)
     }
 }
 
@@ -200,17 +220,24 @@ impl Stream for RevocationFeed {
         if self.done {
             return Poll::Ready(None);
         }
-        if let Some(end) = self.end.as_mut() {
-            match Pin::new(end).poll(cx) {
-                Poll::Ready(Ok(failure)) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(failure)));
-                }
-                // Stopped without failing: what is buffered still goes out.
-                Poll::Ready(Err(_)) => self.end = None,
-                Poll::Pending => {}
-            }
+        // Items buffered before a failure still go out; its reason comes once they are taken.
+        if let Poll::Ready(Some(item)) = self.buffered.poll_recv(cx) {
+            return Poll::Ready(Some(Ok(item)));
         }
-        self.buffered.poll_recv(cx).map(|item| item.map(Ok))
+        let Some(end) = self.end.as_mut() else {
+            return self.buffered.poll_recv(cx).map(|item| item.map(Ok));
+        };
+        match Pin::new(end).poll(cx) {
+            Poll::Ready(Ok(failure)) => {
+                self.done = true;
+                Poll::Ready(Some(Err(failure)))
+            }
+            // Stopped without failing: the buffer is the rest of the stream.
+            Poll::Ready(Err(_)) => {
+                self.end = None;
+                self.buffered.poll_recv(cx).map(|item| item.map(Ok))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }

@@ -73,6 +73,11 @@ impl FeedLog {
     /// Events read from the store, in its order: those past the last one held are appended (the
     /// store's own gaps are events it has forgotten). Whether events written here still wait.
     pub(super) fn extend(&self, events: &[Revocation]) -> ServiceResult<bool> {
+        // Most reads find nothing new (Introspect catches up on every call): no write lock then.
+        // An event still waiting was written after this read began, and asked for another.
+        if events.last().is_none_or(|e| self.holds(e.seq)) {
+            return Ok(false);
+        }
         let mut log = self.log.write().map_err(poisoned)?;
         for event in events {
             if event.seq > log.last {
@@ -102,6 +107,10 @@ impl FeedLog {
     /// is kept until that one goes too (at most one access-token lifetime longer), which keeps
     /// this a queue.
     pub(super) fn forget_expired(&self, now: UnixMs) -> ServiceResult<()> {
+        let expired = |log: &Log| log.events.front().is_some_and(|e| e.expires_at <= now);
+        if !expired(&*self.log.read().map_err(poisoned)?) {
+            return Ok(());
+        }
         let mut log = self.log.write().map_err(poisoned)?;
         while log.events.front().is_some_and(|e| e.expires_at <= now) {
             log.events.pop_front();
