@@ -132,15 +132,17 @@ struct Pump {
 }
 
 impl Pump {
-    /// Runs until the reader is gone (`Ok`) or must be cut off. Per event, it wakes once and takes
-    /// one read lock: with thousands of streams, this loop is the cost of a revocation.
+    /// Runs until the reader is gone (`Ok`) or must be cut off. Per event, it wakes once, takes
+    /// one read lock and moves no timer: with thousands of streams, this loop is the cost of a
+    /// revocation.
     async fn run(mut self) -> ServiceResult<()> {
         let mut latest = self.service.revocations.log().subscribe();
-        // The first heartbeat goes as soon as the backlog has been sent: it tells the reader that it
-        // has caught up. One timer, moved rather than made anew on every wake.
+        // One timer, moved only when it rings: a heartbeat is then due unless an event went out
+        // less than `HEARTBEAT` ago. The first one is owed as soon as the backlog has been sent:
+        // it tells the reader that it has caught up.
         let heartbeat = tokio::time::sleep(HEARTBEAT);
         tokio::pin!(heartbeat);
-        let mut caught_up = false;
+        let (mut owed, mut last_sent) = (true, Instant::now());
         loop {
             let events = self.service.revocations.log().after(self.after, BUFFER)?;
             if !events.is_empty() {
@@ -151,32 +153,36 @@ impl Pump {
                     }
                     self.after = seq;
                 }
-                if caught_up {
-                    heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
-                }
+                last_sent = Instant::now();
                 continue;
             }
-            if !caught_up {
-                caught_up = true;
+            if owed {
                 heartbeat.as_mut().reset(Instant::now());
             }
             let after = self.after;
-            let idle = tokio::select! {
+            let rang = tokio::select! {
                 moved = latest.wait_for(|last| *last > after) => {
                     moved.map_err(|_| ServiceError::internal("the revocation feed is gone"))?;
                     false
                 }
                 () = heartbeat.as_mut() => true,
             };
-            if idle {
-                // A reader gone while the stream was idle is noticed here, at the latest.
-                let fresh = self.service.revocations.check_fresh().is_ok();
-                let sent = fresh && self.send(FeedItem::Heartbeat { seq: after }).await?;
-                if !sent && self.items.is_closed() {
-                    return Ok(());
-                }
-                heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
+            let due = last_sent + HEARTBEAT;
+            if !rang {
+                continue;
+            } else if !owed && due > Instant::now() {
+                heartbeat.as_mut().reset(due);
+                continue;
             }
+            owed = false;
+            // A reader gone while the stream was idle is noticed here, at the latest.
+            let fresh = self.service.revocations.check_fresh().is_ok();
+            let sent = fresh && self.send(FeedItem::Heartbeat { seq: after }).await?;
+            if !sent && self.items.is_closed() {
+                return Ok(());
+            }
+            last_sent = Instant::now();
+            heartbeat.as_mut().reset(last_sent + HEARTBEAT);
         }
     }
 
