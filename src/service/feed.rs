@@ -63,7 +63,8 @@ pub struct FeedStats {
     pub store_reads: u64,
 }
 
-/// A stream's place among the open ones, held while its pump runs.
+/// A stream's place among the open ones, held while its pump runs: a reader that went away is
+/// noticed at its stream's next event or heartbeat, within a second.
 struct Slot {
     _permit: OwnedSemaphorePermit,
 }
