@@ -223,15 +223,7 @@ fn spawn_background(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     periods: &Periods,
 ) {
-    let s = service.clone();
-    tasks.spawn(every(periods.revocation_sync, move || {
-        let s = s.clone();
-        async move {
-            if let Err(e) = s.sync_revocations().await {
-                warn!(error = %e.chain(), "revocation sync failed");
-            }
-        }
-    }));
+    tasks.spawn(service.clone().follow_revocations(periods.revocation_sync));
     let s = service.clone();
     tasks.spawn(every(periods.key_sync, move || {
         let s = s.clone();

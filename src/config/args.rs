@@ -82,7 +82,15 @@ pub struct ConfigArgs {
     /// OVERLOADED [default: the number of CPUs].
     #[arg(long, env = "LATCHKEY_HASH_CONCURRENCY", global = true)]
     pub hash_concurrency: Option<usize>,
-    /// How often revocations made by other processes are picked up [default: 50ms].
+    /// WatchRevocations streams open at once, 1 to 1000000; beyond, OVERLOADED [default: 10000].
+    #[arg(long, env = "LATCHKEY_MAX_WATCHERS", global = true)]
+    pub max_watchers: Option<usize>,
+    /// How long a WatchRevocations reader may leave its stream's buffer full before it is cut off
+    /// with UNAVAILABLE [default: 5s].
+    #[arg(long, env = "LATCHKEY_SLOW_WATCHER_TIMEOUT", global = true)]
+    pub slow_watcher_timeout: Option<String>,
+    /// How often revocations made by other processes are picked up (on PostgreSQL also at once,
+    /// by NOTIFY) [default: 50ms].
     #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]
     pub revocation_sync_interval: Option<String>,
     /// How often the signing keys are re-read, so `keys rotate` reaches servers [default: 1s].

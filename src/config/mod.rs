@@ -19,7 +19,7 @@ use crate::{
     crypto::{keys::SigningAlg, password::Cost, seal::MasterKey},
     data_dir::DataDir,
     domain::{family::Lifetimes, secret::Secret, throttle::Policy},
-    service::Settings,
+    service::{FeedLimits, Settings},
     telemetry::{self, LogFormat, Logging},
 };
 
@@ -41,7 +41,8 @@ pub struct Config {
 /// How often the server's background work runs: settings so that tests can shorten them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Periods {
-    /// Revocations made by other processes are picked up.
+    /// Revocations made by other processes are picked up (on PostgreSQL, the safety net under
+    /// NOTIFY).
     pub revocation_sync: Duration,
     /// The signing keys are re-read (`keys rotate` reaches servers within this, well inside the
     /// 5 s promised).
@@ -60,6 +61,8 @@ const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 /// The most password hashes at once: each holds its memory cost, and 8× this are admitted in all
 /// (running or waiting).
 const MAX_HASH_CONCURRENCY: usize = 1024;
+/// The most WatchRevocations streams per process: each holds a task and a buffer.
+const MAX_WATCHERS: usize = 1_000_000;
 
 impl Config {
     /// `args` over the file it names, over the defaults; every value checked. Reads no
@@ -148,6 +151,23 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
             cpus,
             (1, MAX_HASH_CONCURRENCY),
         )?,
+        feed: FeedLimits {
+            max_watchers: within(
+                "LATCHKEY_MAX_WATCHERS",
+                args.max_watchers,
+                10_000,
+                (1, MAX_WATCHERS),
+            )?,
+            stall_timeout: at_least(
+                "LATCHKEY_SLOW_WATCHER_TIMEOUT",
+                duration(
+                    "LATCHKEY_SLOW_WATCHER_TIMEOUT",
+                    args.slow_watcher_timeout.clone(),
+                    "5s",
+                )?,
+                Duration::from_millis(10),
+            )?,
+        },
     })
 }
 

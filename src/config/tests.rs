@@ -254,6 +254,27 @@ fn background_periods_must_be_longer_than_zero() {
 }
 
 #[test]
+fn revocation_streams_are_capped_and_slow_readers_cut_off_as_set() {
+    let defaults = Config::resolve(ConfigArgs::default())
+        .unwrap()
+        .settings
+        .feed;
+    let feed = FeedLimits {
+        max_watchers: 10_000,
+        stall_timeout: Duration::from_secs(5),
+    };
+    assert_eq!(defaults, feed);
+    let var = "LATCHKEY_MAX_WATCHERS";
+    refused(args!(max_watchers: 0usize), var, "between 1 and 1000000");
+    refused(args!(max_watchers: 2_000_000usize), var, "between 1 and");
+    let var = "LATCHKEY_SLOW_WATCHER_TIMEOUT";
+    refused(args!(slow_watcher_timeout: "0s"), var, "at least 10ms");
+    refused(args!(slow_watcher_timeout: "soon"), var, "not a duration");
+    let set = Config::resolve(args!(max_watchers: 2usize, slow_watcher_timeout: "300ms")).unwrap();
+    assert_eq!(set.settings.feed.stall_timeout, Duration::from_millis(300));
+}
+
+#[test]
 fn a_bad_log_filter_or_format_is_refused() {
     refused(
         args!(log: "latchkey=loud"),

@@ -4,8 +4,8 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use tokio::sync::{mpsc, watch};
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio::sync::watch;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use super::{bearer::bearer, convert, pb, status::to_status};
@@ -14,7 +14,7 @@ use crate::{
         token::{PresentedToken, RefreshToken},
         types::InputError,
     },
-    service::{Caller, LoginCommand, RevocationWatch, Service, ServiceCell, ServiceError},
+    service::{Caller, LoginCommand, Service, ServiceCell, ServiceError},
 };
 
 pub struct AuthApi {
@@ -138,36 +138,15 @@ impl pb::auth_service_server::AuthService for AuthApi {
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| refused(InputError::OutOfRange("after_seq")))?;
-        let watch = self.service()?.watch_revocations(after);
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(feed(watch, tx, self.stopping.clone()));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// Sends the events of `watch` as they come, until the client goes away or the server stops.
-async fn feed(
-    mut watch: RevocationWatch,
-    tx: mpsc::Sender<Result<pb::RevocationEvent, Status>>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    loop {
-        let events = tokio::select! {
-            events = watch.next_events() => events,
-            () = tx.closed() => return,
-            _ = stopping.wait_for(|stop| *stop) => return,
+        let mut stopping = self.stopping.clone();
+        let stop = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         };
-        let events = match events {
-            Ok(events) => events,
-            Err(e) => {
-                let _ = tx.send(Err(to_status(e))).await;
-                return;
-            }
-        };
-        for event in events {
-            if tx.send(Ok(convert::revocation_event(event))).await.is_err() {
-                return;
-            }
-        }
+        let feed = self
+            .service()?
+            .watch_revocations(after, stop)
+            .map_err(to_status)?;
+        let events = feed.map(|item| item.map(convert::feed_item).map_err(to_status));
+        Ok(Response::new(Box::pin(events)))
     }
 }

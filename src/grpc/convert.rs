@@ -11,7 +11,7 @@ use crate::{
         to_secs,
         types::{ClientId, Device, InputError, Password, Username},
     },
-    service::{Introspection, LoginCommand, SessionView, TokenKind, TokenPair},
+    service::{FeedItem, Introspection, LoginCommand, SessionView, TokenKind, TokenPair},
 };
 
 /// From the request rather than the message: the peer address is the connection's.
@@ -85,17 +85,29 @@ pub fn session(s: SessionView) -> pb::Session {
     }
 }
 
-pub fn revocation_event(r: Revocation) -> pb::RevocationEvent {
+/// An event as WatchRevocations sends it; a heartbeat is an event with no `target`.
+pub fn feed_item(item: FeedItem) -> pb::RevocationEvent {
+    match item {
+        FeedItem::Event(event) => revocation_event(&event),
+        FeedItem::Heartbeat { seq } => pb::RevocationEvent {
+            seq: u64::try_from(seq).unwrap_or_default(),
+            target: None,
+            expires_at: 0,
+        },
+    }
+}
+
+fn revocation_event(r: &Revocation) -> pb::RevocationEvent {
     use pb::revocation_event::Target;
-    let target = match r.target {
-        RevocationTarget::Session(id) => Target::SessionId(id),
-        RevocationTarget::Jti(jti) => Target::Jti(jti),
+    let target = match &r.target {
+        RevocationTarget::Session(id) => Target::SessionId(id.clone()),
+        RevocationTarget::Jti(jti) => Target::Jti(jti.clone()),
         RevocationTarget::User {
             user_id,
             not_before,
         } => Target::User(pb::UserCutoff {
-            user_id,
-            not_before: to_secs(not_before),
+            user_id: user_id.clone(),
+            not_before: to_secs(*not_before),
         }),
     };
     pb::RevocationEvent {

@@ -40,6 +40,9 @@ pub enum ServiceError {
     NotAllowed,
     #[error("the server is busy; try again later")]
     Overloaded,
+    /// A WatchRevocations reader left its stream's buffer full for too long.
+    #[error("the revocation stream was not read fast enough; resume after the last seq received")]
+    SubscriberTooSlow,
     #[error("the token store is unavailable; try again")]
     StoreUnavailable(#[source] Cause),
     #[error("internal error")]

@@ -7,10 +7,12 @@
 //! [`revoke`](Service::revoke) (and every other way a session or user is revoked),
 //! [`introspect`](Service::introspect), [`authenticate`](Service::authenticate) (the callers of the
 //! other RPCs, and ext_authz), [`list_sessions`](Service::list_sessions), user administration,
-//! signing keys, the revocation feed and housekeeping; `tokens` issues what login and refresh
-//! answer with.
+//! signing keys, the revocation feed (`feed`, served from `feed_log` and kept up to date by
+//! `follow`) and housekeeping; `tokens` issues what login and refresh answer with.
 
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use crate::{
     crypto::{
@@ -28,6 +30,8 @@ mod cell;
 mod clock;
 mod error;
 mod feed;
+mod feed_log;
+mod follow;
 mod housekeeping;
 mod introspect;
 mod keys;
@@ -43,7 +47,7 @@ pub use authenticate::Caller;
 pub use cell::ServiceCell;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Cause, Chain, ServiceError, ServiceResult};
-pub use feed::RevocationWatch;
+pub use feed::{FeedItem, FeedLimits, FeedStats, HEARTBEAT, RevocationFeed};
 pub use introspect::{Introspection, TokenKind};
 pub use keys::{KeyInfo, KeyStatus};
 pub use login::LoginCommand;
@@ -67,6 +71,7 @@ pub struct Settings {
     pub password_cost: Cost,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
+    pub feed: FeedLimits,
 }
 
 pub struct Service {
@@ -80,6 +85,8 @@ pub struct Service {
     token_sealer: Sealer,
     /// What presented access tokens must match; derived once from the settings, not per check.
     expectations: Expectations,
+    /// One permit per WatchRevocations stream that may open.
+    watchers: Arc<Semaphore>,
 }
 
 impl Service {
@@ -102,6 +109,7 @@ impl Service {
         };
         let revocations = RevocationCache::default();
         revocations.catch_up(store.as_ref(), clock.now()).await?;
+        let watchers = Arc::new(Semaphore::new(settings.feed.max_watchers));
         Ok(Self {
             store,
             clock,
@@ -111,6 +119,7 @@ impl Service {
             revocations,
             token_sealer: master_key.sealer("refresh-tokens"),
             expectations,
+            watchers,
         })
     }
 

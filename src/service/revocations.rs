@@ -1,7 +1,8 @@
-//! Revocation state in memory, so that Introspect and ext_authz answer without the database. It is
-//! fed by the store's revocation feed: revocations made here are applied at once; those made by
-//! other processes (the CLI, other replicas) arrive with the next sync. If syncing has failed for
-//! longer than [`MAX_STALENESS`], the cache refuses to vouch for any token.
+//! Revocation state in memory, so that Introspect and ext_authz answer without the database, and
+//! the feed that WatchRevocations streams serve (see `feed_log`). Both are fed by the store's
+//! revocation feed: revocations made here are applied at once; those made by other processes (the
+//! CLI, other replicas) arrive with the next sync, one read of the store for the whole process. If
+//! syncing has failed for longer than [`MAX_STALENESS`], the cache refuses to vouch for any token.
 
 use std::{
     collections::HashMap,
@@ -12,9 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
-use super::{ServiceError, ServiceResult};
+use super::{ServiceError, ServiceResult, feed_log::FeedLog};
 use crate::{
     crypto::jwt::AccessClaims,
     domain::{
@@ -42,23 +43,29 @@ struct State {
 
 pub(super) struct RevocationCache {
     state: RwLock<State>,
-    /// The newest sequence number seen: WatchRevocations streams wait on it.
-    latest: watch::Sender<i64>,
+    /// The feed, in order, for WatchRevocations streams.
+    log: FeedLog,
+    /// Rung when an event written here waits for the store to be read (see `feed_log`).
+    wanted: Notify,
     /// One sync at a time, guarding the outcome of the last one (see `catch_up`).
     syncing: tokio::sync::Mutex<Result<(), String>>,
     /// Syncs started, and the number of the last one completed.
     started: AtomicU64,
     completed: AtomicU64,
+    /// Reads of the store's feed, whoever asked for them.
+    reads: AtomicU64,
 }
 
 impl Default for RevocationCache {
     fn default() -> Self {
         Self {
             state: RwLock::new(State::default()),
-            latest: watch::Sender::new(0),
+            log: FeedLog::default(),
+            wanted: Notify::new(),
             syncing: tokio::sync::Mutex::new(Ok(())),
             started: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 }
@@ -68,9 +75,18 @@ fn poisoned<T>(_: T) -> ServiceError {
 }
 
 impl RevocationCache {
-    /// Applies events read from the feed or just written here. Events are idempotent, so applying
-    /// one twice (written here, then read back by a sync) is harmless.
+    /// Applies events just written here, and offers them to the feed. Events are idempotent, so
+    /// applying one twice (written here, then read back by a sync) is harmless.
     pub(super) fn apply(&self, events: &[Revocation]) -> ServiceResult<()> {
+        self.remember(events)?;
+        if self.log.offer(events)? {
+            self.wanted.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Applies events to the revocation sets.
+    fn remember(&self, events: &[Revocation]) -> ServiceResult<()> {
         let mut state = self.state.write().map_err(poisoned)?;
         for event in events {
             match &event.target {
@@ -91,14 +107,6 @@ impl RevocationCache {
                     *entry = (entry.0.max(*not_before), entry.1.max(event.expires_at));
                 }
             }
-        }
-        drop(state);
-        if let Some(newest) = events.iter().map(|e| e.seq).max() {
-            self.latest.send_if_modified(|seen| {
-                let newer = newest > *seen;
-                *seen = (*seen).max(newest);
-                newer
-            });
         }
         Ok(())
     }
@@ -130,8 +138,13 @@ impl RevocationCache {
     async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
         loop {
             let after = self.state.read().map_err(poisoned)?.last_seq;
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("latchkey_revocation_store_reads_total").increment(1);
             let events = store.revocations_after(after, BATCH).await?;
-            self.apply(&events)?;
+            self.remember(&events)?;
+            if self.log.extend(&events)? {
+                self.wanted.notify_one();
+            }
             let mut state = self.state.write().map_err(poisoned)?;
             if let Some(last) = events.last() {
                 state.last_seq = state.last_seq.max(last.seq);
@@ -141,7 +154,8 @@ impl RevocationCache {
                 state.sessions.retain(|_, exp| now < *exp);
                 state.jtis.retain(|_, exp| now < *exp);
                 state.cutoffs.retain(|_, (_, exp)| now < *exp);
-                return Ok(());
+                drop(state);
+                return self.log.forget_expired(now);
             }
         }
     }
@@ -168,8 +182,19 @@ impl RevocationCache {
         Ok(cut || state.sessions.contains_key(&claims.sid) || state.jtis.contains_key(&claims.jti))
     }
 
-    pub(super) fn subscribe(&self) -> watch::Receiver<i64> {
-        self.latest.subscribe()
+    /// The feed in memory.
+    pub(super) fn log(&self) -> &FeedLog {
+        &self.log
+    }
+
+    /// Resolves once an event written here waits for the store to be read.
+    pub(super) async fn wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// How many times the store's feed has been read.
+    pub(super) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `sqlite.rs` and
-//! `postgres.rs` only how each backend's pool is opened, and `error.rs` how driver errors are sorted.
+//! `postgres.rs` only how each backend's pool is opened, `listen.rs` PostgreSQL's change signals
+//! (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::domain::{
 };
 
 mod error;
+mod listen;
 mod postgres;
 pub mod queries;
 mod rows;
@@ -29,6 +31,20 @@ mod sqlite;
 mod store_impl;
 
 pub use error::{StoreError, StoreResult};
+
+/// What a change signal says (see [`Store::revocation_signals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A transaction committed revocations numbered up to this one.
+    Committed(i64),
+    /// Signals may have been missed (the listener has just connected, or connected again after
+    /// losing its connection): whoever relies on them should read the feed now.
+    Resync,
+}
+
+/// Change signals as they come; an error says the listener lost its connection (it reconnects by
+/// itself, then sends [`Signal::Resync`]).
+pub type Signals = tokio::sync::mpsc::Receiver<StoreResult<Signal>>;
 
 /// A user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +203,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Feed events with `seq > after`, in order, at most `limit`.
     async fn revocations_after(&self, after: i64, limit: i64) -> StoreResult<Vec<Revocation>>;
+    /// Signals of revocations committed by any process, where the database pushes them
+    /// (PostgreSQL's LISTEN/NOTIFY, delivered at commit), from a listener of its own that stops
+    /// when the receiver is dropped. `None` where it cannot (SQLite): revocations made by other
+    /// processes are then found by reading the feed alone.
+    fn revocation_signals(&self) -> Option<Signals>;
 
     /// Deletes one batch of each kind of dead row; returns how many rows went.
     async fn purge(&self, purge: &Purge) -> StoreResult<u64>;

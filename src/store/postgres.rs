@@ -1,15 +1,16 @@
 //! PostgreSQL, for fleets of stateless replicas sharing one database. Every replica runs the same
-//! statements as SQLite (see `queries.rs`); what differs is only how the pool is opened.
+//! statements as SQLite (see `queries.rs`); what differs is how the pool is opened, and that
+//! revocations are announced to the other replicas at commit (see `listen.rs`).
 
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    Postgres,
+    Pool, Postgres,
     postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult},
 };
 
 use super::{
-    StoreError, StoreResult,
+    Signals, StoreError, StoreResult, listen, queries,
     sql::{Backend, SqlStore, migrator},
 };
 
@@ -25,6 +26,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
             ("idle_in_transaction_session_timeout", "10s"),
         ]);
     let pool = PgPoolOptions::new()
+        // One of them is held by the change listener (see `listen.rs`).
         .max_connections(16)
         // Fail fast when the database is gone: callers get STORE_UNAVAILABLE within seconds.
         .acquire_timeout(Duration::from_secs(3))
@@ -42,5 +44,11 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
 impl Backend for Postgres {
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
+    }
+
+    const ANNOUNCE: Option<&'static str> = Some(queries::NOTIFY_REVOCATIONS);
+
+    fn listen(pool: &Pool<Self>, origin: &str) -> Option<Signals> {
+        Some(listen::listen(pool.clone(), origin.to_owned()))
     }
 }

@@ -78,6 +78,9 @@ pub const INSERT_REVOCATION: &str = "INSERT INTO revocations \
      (seq, kind, target, not_before, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 pub const REVOCATIONS_AFTER: &str =
     "SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// PostgreSQL only (see `listen.rs`): tells every listening replica, when the transaction commits,
+/// that revocations up to the number `$2` (as text) were written. Binds the channel as `$1`.
+pub const NOTIFY_REVOCATIONS: &str = "SELECT pg_notify($1, $2)";
 pub const INSERT_AUDIT: &str =
     "INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)";
 
@@ -130,7 +133,8 @@ pub const LOOKUPS: &[(&str, &str)] = &[
 ];
 
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
-/// primary keys'), `PING` reads no table, and `KEYS` reads the whole (small) key table on purpose.
+/// primary keys'), `PING` and `NOTIFY_REVOCATIONS` read no table, and `KEYS` reads the whole
+/// (small) key table on purpose.
 pub const NOT_LOOKUPS: &[&str] = &[
     PING,
     CREATE_USER,
@@ -138,6 +142,7 @@ pub const NOT_LOOKUPS: &[&str] = &[
     INSERT_SESSION,
     INSERT_TOKEN,
     INSERT_REVOCATION,
+    NOTIFY_REVOCATIONS,
     INSERT_AUDIT,
     INSERT_KEY,
     KEYS,

@@ -8,7 +8,7 @@ use sqlx::{
 };
 
 use super::{
-    SessionRecord, StoreResult, UserRecord, queries as q,
+    SessionRecord, Signals, StoreResult, UserRecord, listen, queries as q,
     rows::{UserRow, revocation_columns},
 };
 use crate::domain::{
@@ -21,17 +21,33 @@ use crate::domain::{
 pub trait Backend: Database {
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// The statement that announces committed revocations to other processes
+    /// (`queries::NOTIFY_REVOCATIONS`), where the database has such a thing.
+    const ANNOUNCE: Option<&'static str> = None;
+
+    /// Listens for those announcements (see `listen.rs`) but the ones made by `origin`, where the
+    /// database has them.
+    fn listen(_pool: &Pool<Self>, _origin: &str) -> Option<Signals> {
+        None
+    }
 }
 
 /// A store over one pool of one driver (`Sqlite` or `Postgres`).
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// Names this process in its announcements of revocations, so that its own are not signalled
+    /// back to it (it has applied them already).
+    pub(super) origin: String,
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a pool whose database is already migrated.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            origin: uuid::Uuid::new_v4().simple().to_string(),
+        }
     }
 }
 
@@ -127,6 +143,18 @@ where
             target,
             expires_at,
         })
+    }
+
+    /// Announces, at commit, that revocations up to `seq` were written (where the backend can).
+    pub(super) async fn announce(&self, tx: &mut Transaction<'_, DB>, seq: i64) -> StoreResult<()> {
+        if let Some(sql) = DB::ANNOUNCE {
+            sqlx::query(sql)
+                .bind(listen::CHANNEL)
+                .bind(listen::payload(&self.origin, seq))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn audit(

@@ -1,7 +1,8 @@
 //! `impl Store for SqlStore<DB>`: every method of the [`Store`] trait, written once for both
 //! drivers. Atomicity comes from the statements and row locks: rotation is a conditional UPDATE on
 //! the session's generation, a login's session waits on the user's row, and every revocation writes
-//! its changes, feed events and audit rows in one transaction.
+//! its changes, feed events and audit rows in one transaction, announced at commit where the backend
+//! can (see `listen.rs`).
 //!
 //! The `where` clause says what the SQL needs of a driver: an executor for its connections and the
 //! column types it binds and reads. `sql.rs` repeats it, as Rust does not carry such bounds
@@ -11,8 +12,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
-    KeyRecord, Purge, Rotation, SessionRecord, Store, StoreResult, UserRecord, UserRevocation,
-    queries as q,
+    KeyRecord, Purge, Rotation, SessionRecord, Signals, Store, StoreResult, UserRecord,
+    UserRevocation, queries as q,
     rows::{RefreshRow, RevocationRow, ThrottleRow},
     sql::{Backend, SqlStore},
 };
@@ -184,6 +185,7 @@ where
         let target = RevocationTarget::Session(session_id.to_owned());
         let event = Self::append_event(&mut tx, target, now, expires_at).await?;
         Self::audit(&mut tx, now, reason, &user_id, Some(session_id)).await?;
+        self.announce(&mut tx, event.seq).await?;
         tx.commit().await?;
         Ok(Some(event))
     }
@@ -197,6 +199,7 @@ where
         let mut tx = self.pool.begin().await?;
         let target = RevocationTarget::Jti(jti.to_owned());
         let event = Self::append_event(&mut tx, target, now, expires_at).await?;
+        self.announce(&mut tx, event.seq).await?;
         tx.commit().await?;
         Ok(event)
     }
@@ -226,7 +229,9 @@ where
             user_id: r.user_id.clone(),
             not_before: r.not_before,
         };
-        events.push(Self::append_event(&mut tx, cutoff, r.now, r.expires_at).await?);
+        let last = Self::append_event(&mut tx, cutoff, r.now, r.expires_at).await?;
+        self.announce(&mut tx, last.seq).await?;
+        events.push(last);
         tx.commit().await?;
         Ok(events)
     }
@@ -256,6 +261,10 @@ where
             .into_iter()
             .map(Revocation::try_from)
             .collect::<Result<_, _>>()?)
+    }
+
+    fn revocation_signals(&self) -> Option<Signals> {
+        DB::listen(&self.pool, &self.origin)
     }
 
     async fn purge(&self, p: &Purge) -> StoreResult<u64> {

@@ -9,7 +9,7 @@ use std::{
 
 use latchkey::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::{Request, Status, transport::Channel};
+use tonic::{Request, Status, Streaming, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -83,6 +83,31 @@ impl TestApp {
     pub async fn jwks(&self) -> String {
         let response = self.client.clone().get_jwks(pb::GetJwksRequest {}).await;
         response.expect("GetJwks answers").into_inner().jwks_json
+    }
+}
+
+/// A WatchRevocations stream of the server behind `client`, from `after_seq` on.
+pub async fn watch_revocations(
+    client: &AuthServiceClient<Channel>,
+    after_seq: u64,
+) -> Result<Streaming<pb::RevocationEvent>, Status> {
+    let request = pb::WatchRevocationsRequest { after_seq };
+    let response = client.clone().watch_revocations(request).await;
+    response.map(tonic::Response::into_inner)
+}
+
+/// The next revocation event of a WatchRevocations stream, past any heartbeats (events without a
+/// `target`); `None` when the stream ends.
+pub async fn next_revocation(
+    stream: &mut Streaming<pb::RevocationEvent>,
+) -> Option<Result<pb::RevocationEvent, Status>> {
+    loop {
+        match stream.message().await {
+            Ok(Some(event)) if event.target.is_none() => continue,
+            Ok(Some(event)) => return Some(Ok(event)),
+            Ok(None) => return None,
+            Err(status) => return Some(Err(status)),
+        }
     }
 }
 

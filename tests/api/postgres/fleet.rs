@@ -9,12 +9,11 @@ use latchkey::{
     grpc::pb::{self, revocation_event::Target},
     service::Clock,
 };
-use tokio_stream::StreamExt;
 use tonic::Status;
 
 use crate::helpers::{
     app::{TestApp, master_key, spawn_app_with, use_store},
-    client::{key_id, reason, with_bearer},
+    client::{key_id, next_revocation, reason, with_bearer},
     postgres::fresh_postgres_database,
 };
 
@@ -194,7 +193,7 @@ async fn watch(app: &TestApp, after_seq: u64) -> Events {
 async fn take(stream: &mut Events, count: usize) -> Vec<pb::RevocationEvent> {
     let mut events: Vec<pb::RevocationEvent> = Vec::new();
     while events.len() < count {
-        let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        let next = tokio::time::timeout(Duration::from_secs(5), next_revocation(stream)).await;
         let next = next.unwrap_or_else(|_| panic!("only {} events came in 5 s", events.len()));
         let event = next.expect("the stream stays open").expect("an event");
         assert!(
