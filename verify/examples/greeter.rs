@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! cargo run --release -p latchkey-verify --example greeter -- --latchkey http://127.0.0.1:50051
-//! grpcurl -plaintext -H "authorization: Bearer $ACCESS_TOKEN" 127.0.0.1:50061 latchkey.example.v1.Greeter/Hello
+//! grpcurl -plaintext -H "authorization: Bearer $ACCESS_TOKEN" \
+//!   127.0.0.1:50061 latchkey.example.v1.Greeter/Hello
 //! ```
 
 use std::{net::SocketAddr, time::Duration};

@@ -9,7 +9,11 @@ use latchkey::service::Clock;
 
 use crate::helpers::{
     app::{TestApp, master_key, spawn_app_with, use_store},
-    greeter::{Answer, Greeter, goes_stale, invalid, measure, recovers, restart_on_same_port},
+    greeter::{
+        Answer, Greeter, invalid,
+        outage::{goes_stale, recovers, restart_on_same_port},
+        trials::measure,
+    },
     postgres::fresh_postgres_database,
 };
 

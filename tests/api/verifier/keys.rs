@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::helpers::{
     app::spawn_app,
     client::key_id,
-    greeter::{Answer, Greeter},
+    greeter::{Answer, Greeter, invalid},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,11 +22,7 @@ async fn a_token_of_a_key_rotated_in_after_start_is_accepted_without_a_restart()
     assert_ne!(key_id(&old.access_token), new_kid);
     // The first sight of the new kid starts one refetch (that call may be refused); then it holds.
     let (took, answer) = greeter
-        .next_answer(
-            &fresh.access_token,
-            &crate::helpers::greeter::invalid(),
-            Duration::from_secs(3),
-        )
+        .next_answer(&fresh.access_token, &invalid(), Duration::from_secs(3))
         .await;
     assert_eq!(
         answer,

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::{
     app::spawn_app,
-    greeter::{Answer, Greeter, goes_stale, invalid, recovers, restart_on_same_port, stale},
+    greeter::{
+        Answer, Greeter, invalid,
+        outage::{goes_stale, recovers, restart_on_same_port},
+        stale,
+    },
     process::{latchkey_in, run_latchkey},
 };
 

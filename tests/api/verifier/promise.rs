@@ -2,11 +2,14 @@
 //! detected reuse returns, the verifier refuses the tokens concerned within 1 s. Measured against
 //! the greeter, 20 trials of each, on one server.
 
-use crate::helpers::{app::spawn_app, greeter::Greeter};
+use crate::helpers::{
+    app::spawn_app,
+    greeter::{Greeter, trials::measure},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_revocation_reaches_the_greeter_within_a_second() {
     let app = spawn_app().await;
     let greeter = Greeter::start(app.grpc_addr, &[]).await;
-    crate::helpers::greeter::measure(&app, &greeter, 20, "one server").await;
+    measure(&app, &greeter, 20, "one server").await;
 }
