@@ -10,6 +10,8 @@
 //!   throwaway clusters (`LATCHKEY_PG_BIN`). The filter also picks `conformance::postgres::`.
 //! - `peers`: the third-party peers: grpcurl, Envoy, and a Python with PyJWT, grpcio and PyYAML.
 //! - `conformance`: the store alone, on SQLite (`conformance::sqlite::`) and PostgreSQL.
+//! - `verifier`: the verifier library (`latchkey-verify`) and its `greeter` example, built
+//!   beside the server by `cargo test --workspace`. The filter also picks `postgres::verifier::`.
 //!
 //! What they share is in [`helpers`], one module per need.
 
@@ -19,3 +21,4 @@ mod helpers;
 mod inprocess;
 mod peers;
 mod postgres;
+mod verifier;

@@ -10,6 +10,8 @@
 //! - [`peers`]: the Python peers and grpcurl, and how to install them; [`envoy`]: Envoy in front
 //!   of a server; [`compose`]: the Compose and Envoy files as PyYAML reads them.
 //! - [`dockerfile`]: the Dockerfile and its copy set.
+//! - [`greeter`]: the verifier library's `greeter` example as a child process, and the trials of
+//!   its 1 s promise.
 //! - [`log`]: the `TEST_LOG` switch.
 
 pub mod app;
@@ -18,6 +20,7 @@ pub mod compose;
 pub mod crash;
 pub mod dockerfile;
 pub mod envoy;
+pub mod greeter;
 pub mod log;
 pub mod peers;
 pub mod postgres;

@@ -1,6 +1,7 @@
 //! Tests that need PostgreSQL whatever the backend of the run: a fleet of replicas on one
-//! database (and its revocation feed, pushed by NOTIFY), a replica killed mid-refresh, and store
-//! outages on throwaway clusters of their own.
+//! database (and its revocation feed, pushed by NOTIFY), a replica killed mid-refresh, store
+//! outages on throwaway clusters of their own, and the verifier library following one replica of a
+//! fleet.
 //! The server is `LATCHKEY_TEST_POSTGRES_URL` (a superuser: each test creates its database); the
 //! outage tests run `initdb` and `pg_ctl` from `LATCHKEY_PG_BIN`.
 
@@ -8,3 +9,4 @@ mod crash;
 mod feed;
 mod fleet;
 mod outage;
+mod verifier;
