@@ -10,12 +10,15 @@
 //!   throwaway clusters (`LATCHKEY_PG_BIN`). The filter also picks `conformance::postgres::`.
 //! - `peers`: the third-party peers: grpcurl, Envoy, and a Python with PyJWT, grpcio and PyYAML.
 //! - `conformance`: the store alone, on SQLite (`conformance::sqlite::`) and PostgreSQL.
+//! - `hostile`: nothing. Random and hostile input: the parsers and settings under proptest, and a
+//!   flood of random messages to the server in the test process.
 //!
 //! What they share is in [`helpers`], one module per need.
 
 mod binary;
 mod conformance;
 mod helpers;
+mod hostile;
 mod inprocess;
 mod peers;
 mod postgres;
