@@ -60,7 +60,8 @@ impl Service {
         if target != caller.user_id && !caller.is_admin() {
             return Err(ServiceError::NotAllowed);
         }
-        if self.store.user_by_id(target).await?.is_none() {
+        // No user id holds a NUL, which PostgreSQL text cannot even be asked about.
+        if target.contains('\0') || self.store.user_by_id(target).await?.is_none() {
             return Ok(0);
         }
         let revoked = self

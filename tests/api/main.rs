@@ -12,12 +12,15 @@
 //! - `conformance`: the store alone, on SQLite (`conformance::sqlite::`) and PostgreSQL.
 //! - `verifier`: the verifier library (`latchkey-verify`) and its `greeter` example, built
 //!   beside the server by `cargo test --workspace`. The filter also picks `postgres::verifier::`.
+//! - `hostile`: nothing. Random and hostile input: the parsers and settings under proptest, and a
+//!   flood of random messages to the server in the test process.
 //!
 //! What they share is in [`helpers`], one module per need.
 
 mod binary;
 mod conformance;
 mod helpers;
+mod hostile;
 mod inprocess;
 mod peers;
 mod postgres;
