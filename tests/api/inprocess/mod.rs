@@ -6,4 +6,5 @@ mod ext_authz;
 mod login;
 mod ops;
 mod refresh;
+mod secrets;
 mod sessions;
