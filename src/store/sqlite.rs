@@ -14,7 +14,7 @@ use sqlx::{
 
 use super::{
     Mode, StoreError, StoreResult,
-    sql::{Backend, SqlStore, migrator},
+    sql::{Backend, SqlStore, migrations},
 };
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
@@ -44,7 +44,7 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     if created {
         restrict(&file)?;
     }
-    migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
+    migrations!("sqlite")
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
