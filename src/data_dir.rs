@@ -4,10 +4,7 @@
 //! wrong folder, `latchkey keys list` would otherwise create an empty deployment whose fresh
 //! master key matches no server's.
 
-use std::{
-    io::ErrorKind,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tracing::warn;
@@ -53,7 +50,13 @@ impl DataDir {
         if !self.needed() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.path)
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        // Only its owner may enter it: it holds the database and the master key.
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.path)
             .with_context(|| format!("creating the data directory {}", self.path.display()))?;
         if self.configured_key.is_none() {
             let path = self.path.join(KEY_FILE);
@@ -79,14 +82,12 @@ impl DataDir {
             return Ok(key.clone());
         }
         let path = self.path.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => MasterKey::from_base64(&text)
-                .with_context(|| format!("master key file {}", path.display())),
-            Err(e) if e.kind() == ErrorKind::NotFound => bail!(
+        match MasterKey::load(&path)? {
+            Some(key) => Ok(key),
+            None => bail!(
                 "no master key at {}: {first}, or set LATCHKEY_MASTER_KEY",
                 path.display()
             ),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
 }
@@ -151,6 +152,13 @@ mod tests {
         let dir = DataDir::new(root.path().join("a").join("latchkey-data"), None, true);
         dir.bootstrap().unwrap();
         let key_file = dir.path().join(KEY_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(dir.path()), 0o700);
+            assert_eq!(mode(&key_file), 0o600);
+        }
         let written = std::fs::read_to_string(&key_file).unwrap();
         dir.bootstrap().unwrap();
         assert_eq!(std::fs::read_to_string(&key_file).unwrap(), written);
@@ -158,5 +166,21 @@ mod tests {
         let again = DataDir::new(dir.path(), None, true).master_key().unwrap();
         let opened = again.sealer("test").open(&sealed.unwrap(), b"ctx");
         assert_eq!(opened.unwrap(), b"x");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(root.path(), None, true);
+        dir.bootstrap().unwrap();
+        let key_file = root.path().join(KEY_FILE);
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let fix = format!("run `chmod 600 {}`", key_file.display());
+        for error in [dir.master_key().unwrap_err(), dir.bootstrap().unwrap_err()] {
+            let error = format!("{error:#}");
+            assert!(error.contains(&fix), "{error}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! seals, signing keys and JWTs, and the making and hashing of refresh tokens.
 
 pub mod jwt;
+mod key_file;
 pub mod keys;
 pub mod password;
 pub mod refresh;

@@ -1,106 +1,102 @@
 //! The master key and what it protects. Private signing keys at rest and the one refresh token per
-//! session that a retry may need again are sealed with AES-256-GCM under keys derived from it, each
-//! bound to its context by the associated data so a sealed value cannot be moved to another row.
+//! session that a retry may need again are sealed with AES-256-GCM, bound to their context (a
+//! session and generation, or a signing key's id) so a sealed value cannot be moved to another row.
+//!
+//! Format 1, written now: `lks` ‖ version `0x01` ‖ nonce (12) ‖ ciphertext ‖ tag (16), under a key
+//! derived by HKDF-SHA256 from the master key for this purpose and this context, with the context
+//! as associated data. Each derived key seals a handful of values in its life, far below the 2^32
+//! messages that random 96-bit nonces allow one GCM key. The version byte leaves room to rotate the
+//! master key later.
+//!
+//! Format 0, written by earlier releases and still opened: nonce ‖ ciphertext ‖ tag under one key
+//! per purpose (HMAC-SHA256 of the purpose under the master key), with no header. Its first bytes
+//! are its random nonce, so one value in 2^32 starts with the format-1 header by chance; it still
+//! opens, because a value read in the wrong format fails authentication (a forgery chance of
+//! 2^-128) and the other format is tried next. No value is ever misread, whatever its bytes.
 
-use std::{fs, io::Write, path::Path};
+use std::sync::Arc;
 
 use aws_lc_rs::{
     aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
-    hmac,
+    hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
+use zeroize::Zeroizing;
 
 use super::CryptoError;
 use crate::domain::secret::Secret;
 
 const KEY_LEN: usize = 32;
+/// In front of every value sealed by this release: a magic, then the format version.
+const HEADER: [u8; 4] = *b"lks\x01";
+/// HKDF's salt: fixed, naming the scheme, so these keys differ from any other use of the master key.
+const HKDF_SALT: &[u8] = b"latchkey sealing, format 1";
 
-/// 32 secret bytes shared by every replica of a deployment. `Debug` never shows them.
+/// 32 secret bytes shared by every replica of a deployment. `Debug` never shows them, and they are
+/// wiped from memory when the key is dropped.
 #[derive(Clone, Debug)]
-pub struct MasterKey(Secret<[u8; KEY_LEN]>);
+pub struct MasterKey(Secret<Zeroizing<[u8; KEY_LEN]>>);
 
 impl MasterKey {
     pub fn from_base64(encoded: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| CryptoError("the master key is not base64".into()))?;
-        let key: [u8; KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| CryptoError("the master key must be 32 bytes".into()))?;
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| CryptoError("the master key is not base64".into()))?,
+        );
+        if bytes.len() != KEY_LEN {
+            return Err(CryptoError("the master key must be 32 bytes".into()));
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&bytes);
         Ok(Self(Secret::new(key)))
     }
 
     pub fn generate() -> Result<Self, CryptoError> {
-        let mut key = [0u8; KEY_LEN];
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
         SystemRandom::new()
-            .fill(&mut key)
+            .fill(key.as_mut())
             .map_err(|_| CryptoError("no randomness".into()))?;
         Ok(Self(Secret::new(key)))
     }
 
-    /// Reads `path`, or creates it (mode 0600) with a new key. `Ok((key, true))` when generated.
-    pub fn load_or_generate(path: &Path) -> Result<(Self, bool), CryptoError> {
-        let io =
-            |e: std::io::Error| CryptoError(format!("master key file {}: {e}", path.display()));
-        match fs::read_to_string(path) {
-            Ok(text) => Ok((Self::from_base64(&text)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Written whole to a file of our own, then linked into place: another process
-                // never reads a half-written key, and a crash never leaves an empty one.
-                let key = Self::generate()?;
-                let mut suffix = [0u8; 8];
-                SystemRandom::new()
-                    .fill(&mut suffix)
-                    .map_err(|_| CryptoError("no randomness".into()))?;
-                let staging = path.with_extension(format!(
-                    "tmp-{}",
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(suffix)
-                ));
-                let mut options = fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let written = options.open(&staging).and_then(|mut file| {
-                    writeln!(file, "{}", STANDARD.encode(key.0.expose()))?;
-                    file.sync_all()
-                });
-                let linked = written.and_then(|()| fs::hard_link(&staging, path));
-                let _ = fs::remove_file(&staging);
-                match linked {
-                    Ok(()) => Ok((key, true)),
-                    // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((
-                        Self::from_base64(&fs::read_to_string(path).map_err(io)?)?,
-                        false,
-                    )),
-                    Err(e) => Err(io(e)),
-                }
-            }
-            Err(e) => Err(io(e)),
-        }
+    /// The key as its file holds it.
+    pub(super) fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(self.0.expose().as_ref()))
     }
 
-    /// A key for one purpose, so that no two uses ever share key material.
-    fn derive(&self, purpose: &str) -> [u8; KEY_LEN] {
+    /// The format-0 key of a purpose, so that no two uses ever shared key material.
+    fn legacy_key(&self, purpose: &str) -> LessSafeKey {
         let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, self.0.expose()),
+            &hmac::Key::new(hmac::HMAC_SHA256, self.0.expose().as_ref()),
             purpose.as_bytes(),
         );
-        let mut out = [0u8; KEY_LEN];
-        out.copy_from_slice(tag.as_ref());
-        out
+        let key = UnboundKey::new(&AES_256_GCM, tag.as_ref()).expect("a 32-byte AES key");
+        LessSafeKey::new(key)
     }
 
+    /// What seals and opens the values of one purpose (no purpose contains a zero byte).
     pub fn sealer(&self, purpose: &str) -> Sealer {
-        let key = UnboundKey::new(&AES_256_GCM, &self.derive(purpose)).expect("a 32-byte AES key");
-        Sealer(std::sync::Arc::new(LessSafeKey::new(key)))
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(self.0.expose().as_ref());
+        Sealer(Arc::new(Keys {
+            purpose: purpose.to_owned(),
+            prk,
+            legacy: self.legacy_key(purpose),
+        }))
     }
 }
 
-/// AES-256-GCM with random nonces: output is nonce ‖ ciphertext ‖ tag.
+struct Keys {
+    purpose: String,
+    /// HKDF's pseudorandom key, from which each context's key is expanded.
+    prk: hkdf::Prk,
+    legacy: LessSafeKey,
+}
+
+/// Seals and opens the values of one purpose (see the module documentation for the formats).
 #[derive(Clone)]
-pub struct Sealer(std::sync::Arc<LessSafeKey>);
+pub struct Sealer(Arc<Keys>);
 
 impl Sealer {
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -108,34 +104,60 @@ impl Sealer {
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| CryptoError("no randomness".into()))?;
-        let mut out = plaintext.to_vec();
-        self.0
-            .seal_in_place_append_tag(
+        let mut sealed = Vec::with_capacity(HEADER.len() + NONCE_LEN + plaintext.len() + 16);
+        sealed.extend_from_slice(&HEADER);
+        sealed.extend_from_slice(&nonce);
+        let body = sealed.len();
+        sealed.extend_from_slice(plaintext);
+        let tag = self
+            .key_for(context)?
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context),
-                &mut out,
+                &mut sealed[body..],
             )
             .map_err(|_| CryptoError("sealing failed".into()))?;
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&out);
+        sealed.extend_from_slice(tag.as_ref());
         Ok(sealed)
     }
 
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let wrong =
-            || CryptoError("a sealed value did not open: wrong master key or tampered data".into());
-        if sealed.len() < NONCE_LEN {
-            return Err(wrong());
+        if let Some(body) = sealed.strip_prefix(&HEADER)
+            && let Some(plain) = open_with(&self.key_for(context)?, body, context)
+        {
+            return Ok(plain);
         }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
-        let mut body = body.to_vec();
-        let plain = self
-            .0
-            .open_in_place(nonce, Aad::from(context), &mut body)
-            .map_err(|_| wrong())?;
-        Ok(plain.to_vec())
+        open_with(&self.0.legacy, sealed, context).ok_or_else(|| {
+            CryptoError("a sealed value did not open: wrong master key or tampered data".into())
+        })
     }
+
+    /// The format-1 key of `context`: HKDF-Expand over purpose ‖ 0 ‖ context.
+    fn key_for(&self, context: &[u8]) -> Result<LessSafeKey, CryptoError> {
+        let info = [self.0.purpose.as_bytes(), &[0], context];
+        let okm = self
+            .0
+            .prk
+            .expand(&info, &AES_256_GCM)
+            .map_err(|_| CryptoError("key derivation failed".into()))?;
+        Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    }
+}
+
+/// nonce ‖ ciphertext ‖ tag opened under `key`; `None` when it does not authenticate.
+fn open_with(key: &LessSafeKey, body: &[u8], context: &[u8]) -> Option<Vec<u8>> {
+    if body.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = body.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buffer = ciphertext.to_vec();
+    let len = key
+        .open_in_place(nonce, Aad::from(context), &mut buffer)
+        .ok()?
+        .len();
+    buffer.truncate(len);
+    Some(buffer)
 }
 
 #[cfg(test)]
@@ -161,22 +183,54 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_key_file_is_read_back_and_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("master.key");
-        let (a, generated) = MasterKey::load_or_generate(&path).unwrap();
-        assert!(generated);
-        let (b, generated) = MasterKey::load_or_generate(&path).unwrap();
-        assert!(!generated);
-        assert_eq!(a.0, b.0);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
+    fn values_carry_the_version_header_and_each_context_has_its_own_key() {
+        let s = MasterKey::generate().unwrap().sealer("test");
+        let sealed = s.seal(b"secret", b"session/2").unwrap();
+        assert_eq!(sealed[..4], *b"lks\x01");
+        assert_eq!(sealed.len(), 4 + NONCE_LEN + 6 + 16);
+        let body = &sealed[4..];
+        let own = s.key_for(b"session/2").unwrap();
+        assert_eq!(open_with(&own, body, b"session/2").unwrap(), b"secret");
+        let other = s.key_for(b"session/3").unwrap();
+        assert!(
+            open_with(&other, body, b"session/2").is_none(),
+            "same associated data, another context's key"
+        );
+        assert!(
+            open_with(&s.0.legacy, body, b"session/2").is_none(),
+            "not the purpose-wide key"
+        );
+    }
+
+    /// Sealed by the release before format 1, under the key of 32 bytes 42.
+    #[test]
+    fn values_sealed_by_earlier_releases_still_open() {
+        let key = MasterKey::from_base64(&STANDARD.encode([42u8; 32])).unwrap();
+        let token = STANDARD
+            .decode("BhU0+sWTLYzLB9z6zO6djO6p0Nhadet7R6eESS5MWRALvirVSVAaOroR5x5ffBa/5mu9R8Rv84eB")
+            .unwrap();
+        let opened = key.sealer("refresh-tokens").open(&token, b"session-1/2");
+        assert_eq!(opened.unwrap(), b"lk_rt_legacy-sealed-successor");
+        let signing = STANDARD
+            .decode("CwpId9CirB4//7ypGUGB0rdMH8WC1HOhMhOVzKwzhYYCGIWvXNx9")
+            .unwrap();
+        let opened = key.sealer("signing-keys").open(&signing, b"kid-1");
+        assert_eq!(opened.unwrap(), b"pkcs8 bytes");
+        assert!(key.sealer("signing-keys").open(&signing, b"kid-2").is_err());
+    }
+
+    #[test]
+    fn an_earlier_value_whose_nonce_starts_like_the_header_still_opens() {
+        let s = MasterKey::generate().unwrap().sealer("test");
+        let mut nonce = [7u8; NONCE_LEN];
+        nonce[..4].copy_from_slice(&HEADER);
+        let mut body = b"secret".to_vec();
+        let n = Nonce::assume_unique_for_key(nonce);
+        s.0.legacy
+            .seal_in_place_append_tag(n, Aad::from(b"ctx"), &mut body)
+            .unwrap();
+        let legacy = [&nonce[..], &body].concat();
+        assert_eq!(s.open(&legacy, b"ctx").unwrap(), b"secret");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Housekeeping: deletes what no call can use any more, in small batches, so tables stay bounded.
+//! Housekeeping: deletes what no call can use any more, in small batches, so tables stay bounded,
+//! and erases the sealed refresh tokens whose grace window has passed.
 
 use std::time::Duration;
 
@@ -15,15 +16,15 @@ const BATCH: i64 = 500;
 const BREATHER: Duration = Duration::from_millis(20);
 
 impl Service {
-    /// Purges, batch after batch, until nothing is left to purge; returns the rows deleted.
+    /// Purges, batch after batch, until nothing is left to purge; returns the rows deleted or
+    /// erased.
     pub async fn housekeeping(&self) -> ServiceResult<u64> {
         let now = self.clock.now();
-        let lifetimes = &self.settings.lifetimes;
         let purge = Purge {
             sessions_ended_before: now - KEEP_ENDED - self.access_horizon(),
-            tokens_issued_before: now
-                - KEEP_ENDED
-                - lifetimes.refresh_ttl.min(lifetimes.session_max_age),
+            // Past the grace window no retry can ask for a sealed token: erased, so that a copy of
+            // the database and the master key together yield no token older than the window.
+            sealed_rotated_before: now - self.settings.lifetimes.reuse_grace,
             events_expired_before: now,
             throttle_idle_before: now - self.settings.throttle.window,
             audit_before: now - AUDIT_RETENTION,

@@ -104,7 +104,8 @@ impl Service {
         let token = refresh::generate()?;
         let id = uuid::Uuid::new_v4().to_string();
         let session = SessionRecord {
-            sealed_token: self.seal_token(&id, 1, &token)?,
+            // No retry can ask for the first token again: only a rotation's successor is kept.
+            sealed_token: Vec::new(),
             id,
             user_id: user.id.clone(),
             client_id: client_id.into_string(),

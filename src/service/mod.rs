@@ -81,7 +81,7 @@ pub struct Service {
     hasher: Hasher,
     keys: Keyring,
     revocations: RevocationCache,
-    /// Seals the live refresh token of each session (for retries).
+    /// Seals each rotation's new refresh token, for retries inside the grace window.
     token_sealer: Sealer,
     /// What presented access tokens must match; derived once from the settings, not per check.
     expectations: Expectations,

@@ -37,7 +37,11 @@ impl Service {
                         session_id: session.id.clone(),
                         expected_generation: generation,
                         token_hash: refresh::hash(&token),
-                        sealed_token: self.seal_token(&session.id, next.generation, &token)?,
+                        sealed_token: self.seal_for_retries(
+                            &session.id,
+                            next.generation,
+                            &token,
+                        )?,
                         now,
                         idle_expires_at: next.idle_expires_at,
                     };
@@ -52,8 +56,12 @@ impl Service {
                     }
                 }
                 Verdict::Retry => {
-                    let successor = self.unseal_token(&session)?;
-                    return self.issue_pair(&session, successor, now);
+                    if let Some(successor) = self.unseal_token(&session)? {
+                        return self.issue_pair(&session, successor, now);
+                    }
+                    // Erased: the window has passed by the clock of the replica that erased it.
+                    self.revoke_for_reuse(&session).await?;
+                    return Err(ServiceError::RefreshTokenReused);
                 }
                 Verdict::Reuse => {
                     self.revoke_for_reuse(&session).await?;

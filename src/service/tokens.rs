@@ -1,6 +1,6 @@
 //! What Login and Refresh answer with: a fresh access token and the session's live refresh token.
-//! The live token is also kept sealed in the session row, so that a retry inside the grace window
-//! can be answered with that same token again.
+//! A rotation's new token is also kept sealed in the session row for the grace window, so that a
+//! retry of the token it replaced can be answered with that same token again.
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::{
@@ -55,26 +55,38 @@ impl Service {
         })
     }
 
-    /// The live refresh token of a session, sealed so a retry can get it back; bound to the session
-    /// and generation so a sealed token cannot be replayed into another row.
-    pub(super) fn seal_token(
+    /// A rotation's new token, sealed so that a retry of the token it replaces can get it back;
+    /// bound to the session and generation so a sealed token cannot be replayed into another row.
+    /// Empty when retries are disabled: nothing may ask for it then.
+    pub(super) fn seal_for_retries(
         &self,
         session_id: &str,
         generation: i64,
         token: &RefreshToken,
     ) -> ServiceResult<Vec<u8>> {
+        if self.settings.lifetimes.reuse_grace == 0 {
+            return Ok(Vec::new());
+        }
         Ok(self.token_sealer.seal(
             token.expose().as_bytes(),
             format!("{session_id}/{generation}").as_bytes(),
         )?)
     }
 
-    pub(super) fn unseal_token(&self, session: &SessionRecord) -> ServiceResult<RefreshToken> {
+    /// The session's live token as sealed for retries; `None` once housekeeping erased it.
+    pub(super) fn unseal_token(
+        &self,
+        session: &SessionRecord,
+    ) -> ServiceResult<Option<RefreshToken>> {
+        if session.sealed_token.is_empty() {
+            return Ok(None);
+        }
         let context = format!("{}/{}", session.id, session.generation);
         let bytes = self
             .token_sealer
             .open(&session.sealed_token, context.as_bytes())?;
-        RefreshToken::from_bytes(bytes)
-            .map_err(|_| ServiceError::internal("a sealed refresh token is corrupt"))
+        let token = RefreshToken::from_bytes(bytes)
+            .map_err(|_| ServiceError::internal("a sealed refresh token is corrupt"))?;
+        Ok(Some(token))
     }
 }

@@ -73,6 +73,8 @@ pub struct SessionRecord {
     pub revoked_at: Option<UnixMs>,
     pub generation: i64,
     pub rotated_at: Option<UnixMs>,
+    /// The live refresh token sealed, while a retry may still ask for it (see `Rotation`); empty
+    /// otherwise: for the first token of a session, and once housekeeping erased it.
     pub sealed_token: Vec<u8>,
 }
 
@@ -95,6 +97,7 @@ pub struct Rotation {
     pub session_id: String,
     pub expected_generation: i64,
     pub token_hash: TokenHash,
+    /// The new token sealed, for retries of the one spent; empty when retries are disabled.
     pub sealed_token: Vec<u8>,
     pub now: UnixMs,
     pub idle_expires_at: UnixMs,
@@ -125,14 +128,15 @@ pub struct KeyRecord {
     pub created_at: UnixMs,
 }
 
-/// What housekeeping may delete: rows whose every use has passed. Each statement deletes at most
-/// `batch` rows, so no lock is held for long.
+/// What housekeeping may delete or erase: rows, and sealed tokens, whose every use has passed. Each
+/// statement changes at most `batch` rows, so no lock is held for long.
 #[derive(Debug, Clone, Copy)]
 pub struct Purge {
-    /// Sessions whose idle expiry or revocation is older than this (their tokens are all dead).
+    /// Sessions whose idle expiry or revocation is older than this, with all their refresh tokens
+    /// (spent ones are kept until then, so that their reuse is caught for the session's whole life).
     pub sessions_ended_before: UnixMs,
-    /// Refresh tokens issued before this (spent, or dead with their session).
-    pub tokens_issued_before: UnixMs,
+    /// Sealed tokens of sessions rotated before this (the grace window has passed): erased.
+    pub sealed_rotated_before: UnixMs,
     /// Feed events past their `expires_at`.
     pub events_expired_before: UnixMs,
     /// Throttle records whose window and lock both ended before this.
@@ -209,7 +213,8 @@ pub trait Store: Send + Sync + 'static {
     /// processes are then found by reading the feed alone.
     fn revocation_signals(&self) -> Option<Signals>;
 
-    /// Deletes one batch of each kind of dead row; returns how many rows went.
+    /// Deletes one batch of each kind of dead row, and erases one batch of sealed tokens no retry
+    /// can ask for; returns how many rows were deleted or changed.
     async fn purge(&self, purge: &Purge) -> StoreResult<u64>;
 
     async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;

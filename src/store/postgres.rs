@@ -11,7 +11,7 @@ use sqlx::{
 
 use super::{
     Signals, StoreError, StoreResult, listen, queries,
-    sql::{Backend, SqlStore, migrator},
+    sql::{Backend, SqlStore, migrations},
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
@@ -34,7 +34,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await?;
     // Replicas starting together must not race to create the schema: the migrator takes an
     // advisory lock while it runs.
-    migrator(include_str!("../../migrations/postgres/0001_init.sql"))
+    migrations!("postgres")
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;

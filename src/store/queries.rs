@@ -84,14 +84,27 @@ pub const NOTIFY_REVOCATIONS: &str = "SELECT pg_notify($1, $2)";
 pub const INSERT_AUDIT: &str =
     "INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)";
 
+/// A session's refresh tokens go first, spent ones included (kept until then, so that a reuse is
+/// caught for the session's whole life); the session follows once none is left, so that no
+/// statement deletes more than a batch, however many tokens a long session spent.
+pub const PURGE_TOKENS_OF_EXPIRED_SESSIONS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
+     (SELECT t.hash FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id \
+      WHERE s.idle_expires_at < $1 LIMIT $2)";
+pub const PURGE_TOKENS_OF_REVOKED_SESSIONS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
+     (SELECT t.hash FROM sessions s JOIN refresh_tokens t ON t.session_id = s.id \
+      WHERE s.revoked_at < $1 LIMIT $2)";
 pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
-     (SELECT id FROM sessions WHERE idle_expires_at < $1 LIMIT $2)";
+     (SELECT s.id FROM sessions s WHERE s.idle_expires_at < $1 \
+      AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = s.id) LIMIT $2)";
 pub const PURGE_REVOKED_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
-     (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)";
-/// Spent tokens only: a session's live token goes with its session, never on its own.
-pub const PURGE_TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
-     (SELECT t.hash FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-      WHERE t.issued_at < $1 AND t.generation < s.generation LIMIT $2)";
+     (SELECT s.id FROM sessions s WHERE s.revoked_at < $1 \
+      AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = s.id) LIMIT $2)";
+/// Erases (sets to `$3`, empty) the sealed tokens of sessions rotated before `$1`: their grace
+/// window has passed, so no retry can ask for them. The outer `rotated_at` test is checked again
+/// on a row a concurrent rotation just changed, which then keeps its new sealed token.
+pub const ERASE_SEALED_TOKENS: &str = "UPDATE sessions SET sealed_token = $3 \
+     WHERE rotated_at < $1 AND id IN (SELECT id FROM sessions \
+      WHERE rotated_at < $1 AND length(sealed_token) > 0 LIMIT $2)";
 pub const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE seq IN \
      (SELECT seq FROM revocations WHERE expires_at < $1 LIMIT $2)";
 pub const PURGE_THROTTLE: &str = "DELETE FROM login_throttle WHERE username IN \
@@ -124,9 +137,17 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("count_live_sessions", COUNT_LIVE_SESSIONS),
     ("next_seq", NEXT_SEQ),
     ("revocations_after", REVOCATIONS_AFTER),
+    (
+        "purge_tokens_of_expired_sessions",
+        PURGE_TOKENS_OF_EXPIRED_SESSIONS,
+    ),
+    (
+        "purge_tokens_of_revoked_sessions",
+        PURGE_TOKENS_OF_REVOKED_SESSIONS,
+    ),
     ("purge_expired_sessions", PURGE_EXPIRED_SESSIONS),
     ("purge_revoked_sessions", PURGE_REVOKED_SESSIONS),
-    ("purge_tokens", PURGE_TOKENS),
+    ("erase_sealed_tokens", ERASE_SEALED_TOKENS),
     ("purge_revocations", PURGE_REVOCATIONS),
     ("purge_throttle", PURGE_THROTTLE),
     ("purge_audit", PURGE_AUDIT),

@@ -175,18 +175,51 @@ where
     }
 }
 
-/// The schema, from the backend's `migrations/<backend>/0001_init.sql`, embedded in the binary (the
-/// runtime `Migrator` rather than the `migrate!` macro, which would compile the drivers twice).
-pub(super) fn migrator(init: &'static str) -> sqlx::migrate::Migrator {
+/// Every migration, in order, from `migrations/<backend>/NNNN_<name>.sql`, embedded in the binary:
+/// one list for both backends, whose files therefore keep matching names.
+macro_rules! migrations {
+    ($backend:literal) => {
+        $crate::store::sql::migrator(&[
+            (
+                1,
+                "init",
+                include_str!(concat!("../../migrations/", $backend, "/0001_init.sql")),
+            ),
+            (
+                2,
+                "sealed_token_erasure",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0002_sealed_token_erasure.sql"
+                )),
+            ),
+        ])
+    };
+}
+pub(super) use migrations;
+
+/// The runtime `Migrator` of `migrations` (version, name, SQL), rather than the `migrate!` macro,
+/// which would compile the drivers twice.
+pub(super) fn migrator(
+    migrations: &[(i64, &'static str, &'static str)],
+) -> sqlx::migrate::Migrator {
     use sqlx::{
         SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        std::borrow::Cow::Borrowed("init"),
-        MigrationType::Simple,
-        init.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, sql)| {
+                Migration::new(
+                    version,
+                    std::borrow::Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }

@@ -2,7 +2,7 @@
 //! timeout waits for it), so several processes may share the file: the CLI beside a running server,
 //! or two servers on one machine. `synchronous = FULL`: an acknowledged write survives power loss.
 
-use std::{str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     Sqlite,
@@ -14,7 +14,7 @@ use sqlx::{
 
 use super::{
     Mode, StoreError, StoreResult,
-    sql::{Backend, SqlStore, migrator},
+    sql::{Backend, SqlStore, migrations},
 };
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
@@ -34,16 +34,39 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::open(format!("creating {}", dir.display()), e))?;
     }
+    let created = !file.exists();
+    let file = file.to_owned();
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
-    migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
+    if created {
+        restrict(&file)?;
+    }
+    migrations!("sqlite")
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     Ok(SqlStore::new(pool))
+}
+
+/// Makes a database file just created, and its WAL and shared-memory files, private to their owner
+/// before the schema or any data is written: SQLite creates them as the umask allows, and creates
+/// the latter two again later with the database file's own mode.
+fn restrict(file: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = Path::new(&path);
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::open(format!("restricting {}", path.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 impl Backend for Sqlite {

@@ -268,11 +268,18 @@ where
     }
 
     async fn purge(&self, p: &Purge) -> StoreResult<u64> {
-        let mut deleted = 0;
+        let erased = sqlx::query(q::ERASE_SEALED_TOKENS)
+            .bind(p.sealed_rotated_before)
+            .bind(p.batch)
+            .bind(Vec::<u8>::new())
+            .execute(&self.pool)
+            .await?;
+        let mut changed = DB::rows_affected(&erased);
         for (sql, before) in [
+            (q::PURGE_TOKENS_OF_EXPIRED_SESSIONS, p.sessions_ended_before),
+            (q::PURGE_TOKENS_OF_REVOKED_SESSIONS, p.sessions_ended_before),
             (q::PURGE_EXPIRED_SESSIONS, p.sessions_ended_before),
             (q::PURGE_REVOKED_SESSIONS, p.sessions_ended_before),
-            (q::PURGE_TOKENS, p.tokens_issued_before),
             (q::PURGE_REVOCATIONS, p.events_expired_before),
             (q::PURGE_THROTTLE, p.throttle_idle_before),
             (q::PURGE_AUDIT, p.audit_before),
@@ -282,9 +289,9 @@ where
                 .bind(p.batch)
                 .execute(&self.pool)
                 .await?;
-            deleted += DB::rows_affected(&done);
+            changed += DB::rows_affected(&done);
         }
-        Ok(deleted)
+        Ok(changed)
     }
 
     async fn insert_key(&self, k: &KeyRecord) -> StoreResult<()> {

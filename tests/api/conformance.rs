@@ -318,27 +318,22 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
     assert!(store.swap_throttle("gone", None, &stale).await.unwrap());
     let purge = Purge {
         sessions_ended_before: T0 + 2 * HOUR,
-        // Every token was issued before this: only spent ones may go.
-        tokens_issued_before: T0 + 2 * HOUR,
+        sealed_rotated_before: T0,
         events_expired_before: T0 + 2 * HOUR,
         throttle_idle_before: T0 + 1,
         audit_before: T0,
         batch: 1,
     };
-    let mut deleted = 0;
-    loop {
-        let n = store.purge(&purge).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        deleted += n;
-    }
     assert_eq!(
-        deleted, 4,
-        "the ended session (its token with it), the spent token, one event, one throttle record"
+        purge_all(store.as_ref(), &purge).await,
+        4,
+        "the ended session and its token, one event, one throttle record"
     );
     assert_eq!(store.find_refresh(&ended_token).await.unwrap(), None);
-    assert_eq!(store.find_refresh(&spent).await.unwrap(), None);
+    assert!(
+        store.find_refresh(&spent).await.unwrap().is_some(),
+        "a spent token stays while its session lasts"
+    );
     assert!(
         store.find_refresh(&live).await.unwrap().is_some(),
         "a live token stays, however old"
@@ -352,6 +347,107 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
         .map(|e| e.target)
         .collect();
     assert_eq!(kept, [RevocationTarget::Jti("new".into())]);
+}
+
+/// Purges until nothing is left; how many rows were deleted or erased.
+async fn purge_all(store: &dyn Store, purge: &Purge) -> u64 {
+    let mut changed = 0;
+    loop {
+        let n = store.purge(purge).await.unwrap();
+        if n == 0 {
+            return changed;
+        }
+        changed += n;
+    }
+}
+
+/// A purge of sessions ended before `ended`, and of nothing else.
+fn purge_sessions(ended: i64, batch: i64) -> Purge {
+    Purge {
+        sessions_ended_before: ended,
+        sealed_rotated_before: 0,
+        events_expired_before: 0,
+        throttle_idle_before: 0,
+        audit_before: 0,
+        batch,
+    }
+}
+
+async fn spent_tokens_are_kept_until_their_session_has_ended(store: Arc<dyn Store>) {
+    const DAY: i64 = 24 * HOUR;
+    let mut tokens = vec![seeded(store.as_ref()).await];
+    // A refresh every four days keeps the session (thirty days of absolute lifetime) alive.
+    for generation in 1..=5 {
+        let next = hash();
+        let now = T0 + generation * 4 * DAY;
+        let refreshed = Rotation {
+            now,
+            idle_expires_at: now + 14 * DAY,
+            ..rotation("s1", generation, next.clone())
+        };
+        assert!(store.rotate(&refreshed).await.unwrap());
+        tokens.push(next);
+    }
+    let day_20 = T0 + 20 * DAY;
+    assert_eq!(
+        purge_all(store.as_ref(), &purge_sessions(day_20, 2)).await,
+        0
+    );
+    for token in &tokens {
+        let (_, generation) = store.find_refresh(token).await.unwrap().unwrap();
+        assert!(generation <= 6, "every spent token is still known");
+    }
+    store
+        .revoke_session("s1", day_20, day_20 + HOUR, Reason::Reuse)
+        .await
+        .unwrap();
+    let purged = purge_all(store.as_ref(), &purge_sessions(day_20 + 1, 2)).await;
+    assert_eq!(purged, 7, "six tokens, two a batch, then their session");
+    for token in &tokens {
+        assert_eq!(store.find_refresh(token).await.unwrap(), None);
+    }
+}
+
+async fn sealed_tokens_are_erased_once_their_grace_window_has_passed(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    let second = hash();
+    assert!(
+        store
+            .rotate(&rotation("s1", 1, second.clone()))
+            .await
+            .unwrap()
+    );
+    let sealed = |store: Arc<dyn Store>, token: TokenHash| async move {
+        store
+            .find_refresh(&token)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .sealed_token
+    };
+    let erase = |rotated_before| Purge {
+        sealed_rotated_before: rotated_before,
+        ..purge_sessions(0, 1)
+    };
+    // Rotated at T0 + 1000: inside its window until then.
+    assert_eq!(purge_all(store.as_ref(), &erase(T0 + 1000)).await, 0);
+    assert_eq!(sealed(store.clone(), second.clone()).await, vec![9]);
+    assert_eq!(purge_all(store.as_ref(), &erase(T0 + 1001)).await, 1);
+    assert!(sealed(store.clone(), second.clone()).await.is_empty());
+    assert_eq!(
+        purge_all(store.as_ref(), &erase(T0 + HOUR)).await,
+        0,
+        "once"
+    );
+    let third = hash();
+    let later = Rotation {
+        now: T0 + HOUR,
+        sealed_token: vec![8],
+        ..rotation("s1", 2, third.clone())
+    };
+    assert!(store.rotate(&later).await.unwrap());
+    assert_eq!(sealed(store.clone(), third).await, vec![8], "the next one");
 }
 
 async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store: Arc<dyn Store>) {
@@ -436,7 +532,88 @@ conformance!(
     throttle_records_swap_only_from_what_was_read,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
+    spent_tokens_are_kept_until_their_session_has_ended,
+    sealed_tokens_are_erased_once_their_grace_window_has_passed,
     a_session_opens_only_for_the_password_and_state_the_login_checked,
+);
+
+/// A database left by a release before the second schema, holding a first token sealed at login
+/// and a rotation's successor: opening it migrates it, and the first token's sealed copy is erased
+/// (no retry can ask for it) while the successor's waits for housekeeping.
+macro_rules! upgrade {
+    ($name:ident, $pool:ty, $backend:literal, $url:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            use sqlx::{
+                SqlSafeStr,
+                migrate::{Migration, MigrationType, Migrator},
+            };
+            let (url, _dir) = $url;
+            let init = include_str!(concat!("../../migrations/", $backend, "/0001_init.sql"));
+            let first = Migration::new(
+                1,
+                "init".into(),
+                MigrationType::Simple,
+                init.into_sql_str(),
+                false,
+            );
+            let pool = <$pool>::connect(&url).await.unwrap();
+            Migrator::with_migrations(vec![first])
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, created_at) \
+                 VALUES ('u1', 'alice', 'h', 0)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            for (id, rotated_at) in [("s1", None), ("s2", Some(T0))] {
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, client_id, device, ip, scope, \
+                     created_at, last_used_at, idle_expires_at, absolute_expires_at, generation, \
+                     rotated_at, sealed_token) \
+                     VALUES ($1, 'u1', 'c', 'd', 'i', '', $2, $2, $3, $3, 1, $4, $5)",
+                )
+                .bind(id)
+                .bind(T0)
+                .bind(T0 + HOUR)
+                .bind(rotated_at)
+                .bind(vec![4_u8, 5, 6])
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+            let store = store::connect(&url, store::Mode::Create).await.unwrap();
+            let sealed: Vec<_> = store
+                .live_sessions("u1", T0)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.id, s.sealed_token))
+                .collect();
+            assert!(sealed.contains(&("s1".into(), vec![])), "{sealed:?}");
+            assert!(sealed.contains(&("s2".into(), vec![4, 5, 6])), "{sealed:?}");
+        }
+    };
+}
+
+upgrade!(
+    upgrading_erases_first_tokens_sealed_by_earlier_releases_on_sqlite,
+    sqlx::SqlitePool,
+    "sqlite",
+    {
+        let (url, dir) = sqlite_url().await;
+        (format!("{url}?mode=rwc"), Some(dir))
+    }
+);
+upgrade!(
+    upgrading_erases_first_tokens_sealed_by_earlier_releases_on_postgres,
+    sqlx::PgPool,
+    "postgres",
+    (fresh_postgres_database().await, None::<tempfile::TempDir>)
 );
 
 /// Parameters to plan each lookup with (their types matter to PostgreSQL).
@@ -461,6 +638,7 @@ fn params(query: &str) -> Vec<Param> {
         "count_live_sessions" => vec![Int],
         "next_seq" => vec![],
         "revocations_after" => vec![Int, Int],
+        "erase_sealed_tokens" => vec![Int, Int, Bytes],
         name if name.starts_with("purge_") => vec![Int, Int],
         other => panic!("add the parameters of lookup {other} here"),
     }

@@ -1,6 +1,8 @@
 //! The `latchkey` binary as a child process (built by `cargo test` itself), on SQLite: signals,
-//! the CLI on a fresh machine, a crash, metrics of a server of its own, and the Dockerfile's build.
+//! the CLI on a fresh machine, the data directory's permissions, a crash, metrics of a server of
+//! its own, and the Dockerfile's build.
 
 mod crash;
+mod data_dir;
 mod dockerfile;
 mod serve;

@@ -7,4 +7,5 @@ mod feed;
 mod login;
 mod ops;
 mod refresh;
+mod secrets;
 mod sessions;
