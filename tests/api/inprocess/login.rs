@@ -7,7 +7,7 @@ use tonic::Code;
 
 use crate::helpers::{
     app::{spawn_app, spawn_app_with, username},
-    client::reason,
+    client::{reason, with_bearer},
 };
 
 #[tokio::test]
@@ -152,6 +152,39 @@ async fn only_held_scopes_are_granted() {
         (info.scope.as_str(), info.client_id.as_str()),
         ("write", "billing")
     );
+}
+
+#[tokio::test]
+async fn an_everyday_login_never_carries_admin_which_is_granted_only_by_name() {
+    let app = spawn_app().await;
+    app.add_user("root", "root password", &["read", "latchkey.admin"])
+        .await;
+    let bob_id = app.add_user("bob", "bob's password", &[]).await;
+    let everyday = app.login("root", "root password").await;
+    assert_eq!(everyday.scope, "read");
+    assert_eq!(app.introspect(&everyday.access_token).await.scope, "read");
+    let request = pb::LogoutAllRequest {
+        user_id: bob_id.clone(),
+    };
+    let status = app
+        .client
+        .clone()
+        .logout_all(with_bearer(request, &everyday.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "NOT_ALLOWED");
+
+    let admin = app
+        .login_with_scopes("root", "root password", &["latchkey.admin"])
+        .await;
+    assert_eq!(admin.scope, "latchkey.admin");
+    let request = pb::LogoutAllRequest { user_id: bob_id };
+    let response = app
+        .client
+        .clone()
+        .logout_all(with_bearer(request, &admin.access_token))
+        .await;
+    assert!(response.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

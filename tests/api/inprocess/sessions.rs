@@ -116,7 +116,9 @@ async fn logout_all_of_another_user_needs_the_admin_scope() {
     let bob = app.login("bob", "bob's password").await;
     app.add_user("root", "root password", &["latchkey.admin"])
         .await;
-    let root = app.login("root", "root password").await;
+    let root = app
+        .login_with_scopes("root", "root password", &["latchkey.admin"])
+        .await;
 
     let by_alice = pb::LogoutAllRequest {
         user_id: bob_id.clone(),
