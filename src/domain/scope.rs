@@ -47,7 +47,10 @@ mod tests {
         let held = v(&["a", ADMIN_SCOPE, "b"]);
         assert_eq!(grant(&held, &[]), v(&["a", "b"]));
         assert_eq!(grant(&held, &v(&[ADMIN_SCOPE])), v(&[ADMIN_SCOPE]));
-        assert_eq!(grant(&held, &v(&["b", ADMIN_SCOPE])), v(&["b", ADMIN_SCOPE]));
+        assert_eq!(
+            grant(&held, &v(&["b", ADMIN_SCOPE])),
+            v(&["b", ADMIN_SCOPE])
+        );
     }
 
     #[test]
