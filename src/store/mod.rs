@@ -73,6 +73,20 @@ impl SessionRecord {
     }
 }
 
+/// A session to open, and what the login that opens it checked.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub session: &'a SessionRecord,
+    /// The hash of its first refresh token.
+    pub token_hash: &'a TokenHash,
+    /// The user's password hash that the login checked: the session opens only while it is there.
+    pub checked_hash: &'a str,
+    /// The password hashed again under today's argon2 parameters, stored in the same step in place
+    /// of `checked_hash`. Made with the same salt, so concurrent logins bring the same value, and
+    /// a login that finds it there already opens its session as well.
+    pub rehashed: Option<&'a str>,
+}
+
 /// Spend generation `expected_generation` of a session and make `token_hash` its live token.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -147,17 +161,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
 
-    /// Stores a new session with its first refresh token (generation 1).
     /// Opens a session with its first refresh token (generation 1), only while the user is enabled
-    /// and still has `password_hash`: `false` when a password change or a disable got there first.
-    /// It locks the user's row, so it serialises with `revoke_user`, which changes the row first:
-    /// a session is either refused or revoked by the change, never left alive.
-    async fn create_session(
-        &self,
-        session: &SessionRecord,
-        token_hash: &TokenHash,
-        password_hash: &str,
-    ) -> StoreResult<bool>;
+    /// and still has the password hash the login checked (or already its re-hash): `false` when a
+    /// password change or a disable got there first. It locks the user's row, so it serialises
+    /// with `revoke_user`, which changes the row first: a session is either refused or revoked by
+    /// the change, never left alive.
+    async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<bool>;
     /// The session a refresh token belongs to, and the token's generation.
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>>;
     /// The compare-and-swap: `false` when the session moved on or was revoked meanwhile.

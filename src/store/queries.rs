@@ -20,10 +20,11 @@ pub const CREATE_USER: &str = "INSERT INTO users \
 pub const USER_BY_NAME: &str = "SELECT * FROM users WHERE username = $1";
 pub const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
 pub const ENABLE_USER: &str = "UPDATE users SET disabled = FALSE WHERE id = $1";
-/// Locks the user's row while the user is as the login found it (same password hash, enabled), so
-/// that a session opens either before a password change or disable, or not at all.
-pub const LOCK_USER_AS_CHECKED: &str = "UPDATE users SET not_before = not_before \
-     WHERE id = $1 AND password_hash = $2 AND NOT disabled";
+/// Locks the user's row while the user is as the login found it (enabled, with the password hash
+/// it checked, $2, or already that hash's re-hash, $3), so that a session opens either before a
+/// password change or disable, or not at all; and stores the re-hash ($3 = $2 when there is none).
+pub const LOCK_USER_AS_CHECKED: &str = "UPDATE users SET password_hash = $3 \
+     WHERE id = $1 AND password_hash IN ($2, $3) AND NOT disabled";
 /// Applies a user change: the cutoff never goes down, a new password hash replaces the old one
 /// when given, and a disable sticks.
 pub const CHANGE_USER: &str = "UPDATE users \

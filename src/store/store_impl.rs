@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
-    KeyRecord, Purge, Rotation, SessionRecord, Store, StoreResult, UserRecord, UserRevocation,
-    queries as q,
+    KeyRecord, NewSession, Purge, Rotation, SessionRecord, Store, StoreResult, UserRecord,
+    UserRevocation, queries as q,
     rows::{RefreshRow, RevocationRow, ThrottleRow},
     sql::{Backend, SqlStore},
 };
@@ -116,23 +116,20 @@ where
         Ok(())
     }
 
-    async fn create_session(
-        &self,
-        s: &SessionRecord,
-        token_hash: &TokenHash,
-        password_hash: &str,
-    ) -> StoreResult<bool> {
+    async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<bool> {
+        let s = new.session;
         let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
             .bind(&s.user_id)
-            .bind(password_hash)
+            .bind(new.checked_hash)
+            .bind(new.rehashed.unwrap_or(new.checked_hash))
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&locked) != 1 {
             return Ok(false);
         }
         Self::insert_session(&mut tx, s).await?;
-        Self::insert_token(&mut tx, token_hash, &s.id, s.generation, s.created_at).await?;
+        Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -13,7 +13,7 @@ use latchkey::{
         types::TokenHash,
     },
     store::{
-        self, KeyRecord, Purge, Rotation, SessionRecord, Store, StoreError, UserRecord,
+        self, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Store, StoreError, UserRecord,
         UserRevocation,
     },
 };
@@ -76,15 +76,25 @@ fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -
 /// The password hash the seeded user has; sessions open only with it.
 const PASSWORD_HASH: &str = "$argon2id$…";
 
+/// A login's session, as the login checked `checked_hash`.
+fn new_session<'a>(
+    session: &'a SessionRecord,
+    token_hash: &'a TokenHash,
+    checked_hash: &'a str,
+) -> NewSession<'a> {
+    NewSession {
+        session,
+        token_hash,
+        checked_hash,
+        rehashed: None,
+    }
+}
+
 /// Opens `session` with a new first token, which must succeed.
 async fn open(store: &dyn Store, session: &SessionRecord) -> TokenHash {
     let token = hash();
-    assert!(
-        store
-            .create_session(session, &token, PASSWORD_HASH)
-            .await
-            .unwrap()
-    );
+    let new = new_session(session, &token, PASSWORD_HASH);
+    assert!(store.create_session(&new).await.unwrap());
     token
 }
 
@@ -372,14 +382,14 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
     assert_eq!(events.len(), 2, "s1 and the cutoff");
     assert!(
         !store
-            .create_session(&session("s2", "u1"), &hash(), PASSWORD_HASH)
+            .create_session(&new_session(&session("s2", "u1"), &hash(), PASSWORD_HASH))
             .await
             .unwrap(),
         "old password"
     );
     assert!(
         store
-            .create_session(&session("s3", "u1"), &hash(), "$argon2id$new")
+            .create_session(&new_session(&session("s3", "u1"), &hash(), "$argon2id$new"))
             .await
             .unwrap()
     );
@@ -387,7 +397,7 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
     assert!(store.user_by_id("u1").await.unwrap().unwrap().disabled);
     assert!(
         !store
-            .create_session(&session("s4", "u1"), &hash(), "$argon2id$new")
+            .create_session(&new_session(&session("s4", "u1"), &hash(), "$argon2id$new"))
             .await
             .unwrap(),
         "disabled"
@@ -395,10 +405,49 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
     store.enable_user("u1").await.unwrap();
     assert!(
         store
-            .create_session(&session("s5", "u1"), &hash(), "$argon2id$new")
+            .create_session(&new_session(&session("s5", "u1"), &hash(), "$argon2id$new"))
             .await
             .unwrap()
     );
+}
+
+async fn a_login_stores_its_rehash_in_place_of_the_hash_it_checked(store: Arc<dyn Store>) {
+    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    let stored = || async {
+        let user = store.user_by_id("u1").await.unwrap().unwrap();
+        user.password_hash.expose().clone()
+    };
+    let (s1, s2, s3) = (
+        session("s1", "u1"),
+        session("s2", "u1"),
+        session("s3", "u1"),
+    );
+    let (t1, t2, t3) = (hash(), hash(), hash());
+    let rehashing = |s, t| NewSession {
+        rehashed: Some("$argon2id$rehashed"),
+        ..new_session(s, t, PASSWORD_HASH)
+    };
+    assert!(store.create_session(&rehashing(&s1, &t1)).await.unwrap());
+    assert_eq!(stored().await, "$argon2id$rehashed");
+    assert!(
+        store.create_session(&rehashing(&s2, &t2)).await.unwrap(),
+        "a concurrent login brings the same re-hash"
+    );
+    let change = UserRevocation {
+        user_id: "u1".into(),
+        now: T0,
+        not_before: T0,
+        expires_at: T0 + HOUR,
+        reason: Reason::PasswordChange,
+        new_password_hash: Some("$argon2id$changed".into()),
+        disable: false,
+    };
+    store.revoke_user(&change).await.unwrap();
+    assert!(
+        !store.create_session(&rehashing(&s3, &t3)).await.unwrap(),
+        "the password changed after the check"
+    );
+    assert_eq!(stored().await, "$argon2id$changed");
 }
 
 /// Runs each story on both backends, as `sqlite::<story>` and `postgres::<story>`.
@@ -437,6 +486,7 @@ conformance!(
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
     a_session_opens_only_for_the_password_and_state_the_login_checked,
+    a_login_stores_its_rehash_in_place_of_the_hash_it_checked,
 );
 
 /// Parameters to plan each lookup with (their types matter to PostgreSQL).
@@ -451,7 +501,7 @@ fn params(query: &str) -> Vec<Param> {
     use Param::*;
     match query {
         "user_by_name" | "user_by_id" | "enable_user" | "throttle" | "clear_throttle" => vec![Text],
-        "lock_user_as_checked" => vec![Text, Text],
+        "lock_user_as_checked" => vec![Text, Text, Text],
         "change_user" => vec![Int, Text, Bool, Text],
         "swap_throttle" => vec![Int, Int, Int, Int, Text, Int, Int, Int, Int],
         "find_refresh" => vec![Bytes],

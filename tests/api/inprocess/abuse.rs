@@ -2,10 +2,41 @@
 //! nothing, one address's failures lock it out whatever the name, a user's sessions are capped and
 //! LogoutAll stays cheap however many there are, and an oversized request is `RESOURCE_EXHAUSTED`.
 
+use futures_util::future::join_all;
 use latchkey::grpc::pb;
 use tonic::Code;
 
-use crate::helpers::{app::spawn_app, client::reason};
+use crate::helpers::{
+    app::{spawn_app, spawn_app_with},
+    client::reason,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_turned_away_as_overloaded_has_written_nothing() {
+    // One hash at a time at the OWASP cost, so a burst overflows the bounded queue.
+    let app = spawn_app_with(|a| {
+        a.hash_concurrency = Some(1);
+        a.password_memory_kib = None;
+        a.password_iterations = None;
+    })
+    .await;
+    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    let results = join_all(names.iter().map(|name| app.try_login(name, "guess"))).await;
+    let store = app.store().await;
+    let mut overloaded = 0;
+    for (name, result) in names.iter().zip(&results) {
+        let counted = store.throttle(name).await.unwrap().is_some();
+        match reason(result.as_ref().unwrap_err()).as_str() {
+            "OVERLOADED" => {
+                overloaded += 1;
+                assert!(!counted, "{name} was turned away, yet counted");
+            }
+            "INVALID_CREDENTIALS" => assert!(counted, "{name} was checked, yet not counted"),
+            other => panic!("{name}: {other}"),
+        }
+    }
+    assert!(overloaded > 0, "a burst of 40 overflows a queue of 8");
+}
 
 #[tokio::test]
 async fn a_request_over_the_size_limit_is_resource_exhausted_and_the_server_serves_on() {

@@ -6,7 +6,7 @@ use latchkey::grpc::pb;
 use tonic::Code;
 
 use crate::helpers::{
-    app::{spawn_app, spawn_app_with, username},
+    app::{spawn_app, spawn_app_in, spawn_app_with, use_store, username},
     client::{reason, with_bearer},
 };
 
@@ -185,6 +185,35 @@ async fn an_everyday_login_never_carries_admin_which_is_granted_only_by_name() {
         .logout_all(with_bearer(request, &admin.access_token))
         .await;
     assert!(response.is_ok());
+}
+
+#[tokio::test]
+async fn a_login_rehashes_a_password_stored_under_other_argon2_parameters() {
+    let app = spawn_app().await;
+    app.add_user("alice", "correct horse", &[]).await;
+    let url = app.database_url.clone();
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |a| {
+        use_store(a, &url, None);
+        a.password_iterations = Some(2);
+    })
+    .await;
+    let store = app.store().await;
+    let stored = || async {
+        let user = store.user_by_name("alice").await.unwrap().unwrap();
+        user.password_hash.expose().clone()
+    };
+    let old = stored().await;
+    assert!(old.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{old}");
+    assert!(app.try_login("alice", "wrong").await.is_err());
+    assert_eq!(stored().await, old, "a failed login changes nothing");
+
+    app.login("alice", "correct horse").await;
+    let new = stored().await;
+    assert!(new.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{new}");
+    app.login("alice", "correct horse").await;
+    assert_eq!(stored().await, new, "hashed under today's parameters: kept");
+    assert!(app.try_login("alice", "wrong").await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
