@@ -82,6 +82,10 @@ pub struct ConfigArgs {
     /// OVERLOADED [default: the number of CPUs].
     #[arg(long, env = "LATCHKEY_HASH_CONCURRENCY", global = true)]
     pub hash_concurrency: Option<usize>,
+    /// Failed logins from one client address (an IPv6 /64) within a minute before its next
+    /// attempts are refused; 0 turns the limit off [default: 100].
+    #[arg(long, env = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    pub login_failures_per_address: Option<u32>,
     /// How often revocations made by other processes are picked up [default: 50ms].
     #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]
     pub revocation_sync_interval: Option<String>,

@@ -148,6 +148,12 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
             cpus,
             (1, MAX_HASH_CONCURRENCY),
         )?,
+        login_failures_per_address: within(
+            "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS",
+            args.login_failures_per_address,
+            100,
+            (0, 1_000_000),
+        )?,
     })
 }
 

@@ -36,8 +36,14 @@ impl Service {
             scopes,
             ip,
         } = command;
-        // A place in the hashing queue before anything else: a login turned away as overloaded
-        // has written nothing.
+        let now = self.clock.now();
+        if let Err(until) = self.addresses.check(&ip, now) {
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_secs: secs_until(until, now),
+            });
+        }
+        // A place in the hashing queue before the store is touched: a login turned away as
+        // overloaded has written nothing.
         let admission = self.hasher.admit()?;
         // The attempt is counted as a failure before the password is checked, so that however many
         // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
@@ -53,6 +59,7 @@ impl Service {
             Some(user) if verdict.matches => user,
             _ => {
                 metrics::counter!("latchkey_login_failures_total").increment(1);
+                self.addresses.fail(&ip, self.clock.now());
                 return Err(ServiceError::InvalidCredentials);
             }
         };

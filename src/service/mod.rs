@@ -23,6 +23,7 @@ use crate::{
     store::Store,
 };
 
+mod addresses;
 mod authenticate;
 mod cell;
 mod clock;
@@ -51,6 +52,7 @@ pub use sessions::SessionView;
 pub use tokens::TokenPair;
 pub use users::UserError;
 
+use addresses::{AddressLimit, MAX_ADDRESSES};
 use keys::Keyring;
 use revocations::RevocationCache;
 
@@ -67,6 +69,9 @@ pub struct Settings {
     pub password_cost: Cost,
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
+    /// Failed logins from one client address within a minute before its next attempts are
+    /// refused; 0: no limit.
+    pub login_failures_per_address: u32,
 }
 
 pub struct Service {
@@ -74,6 +79,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     settings: Settings,
     hasher: Hasher,
+    /// Failed logins per client address, in memory.
+    addresses: AddressLimit,
     keys: Keyring,
     revocations: RevocationCache,
     /// Seals the live refresh token of each session (for retries).
@@ -105,6 +112,7 @@ impl Service {
         Ok(Self {
             store,
             clock,
+            addresses: AddressLimit::new(settings.login_failures_per_address, MAX_ADDRESSES),
             settings,
             hasher,
             keys,

@@ -39,6 +39,29 @@ async fn a_login_turned_away_as_overloaded_has_written_nothing() {
 }
 
 #[tokio::test]
+async fn an_address_with_too_many_failures_is_refused_whatever_the_name_for_the_minute() {
+    let app = spawn_app_with(|a| a.login_failures_per_address = Some(5)).await;
+    app.add_user("alice", "correct horse", &[]).await;
+    for i in 0..5 {
+        let status = app.try_login(&format!("guess{i}"), "wrong").await;
+        assert_eq!(reason(&status.unwrap_err()), "INVALID_CREDENTIALS");
+    }
+    for wait in [0, 59_000] {
+        app.clock.advance(wait);
+        let status = app.try_login("alice", "correct horse").await.unwrap_err();
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
+            "even the right password, on a name never tried"
+        );
+        let retry_after = if wait == 0 { "60" } else { "1" };
+        assert_eq!(status.metadata().get("retry-after").unwrap(), retry_after);
+    }
+    app.clock.advance(1_000);
+    app.login("alice", "correct horse").await;
+}
+
+#[tokio::test]
 async fn a_request_over_the_size_limit_is_resource_exhausted_and_the_server_serves_on() {
     let app = spawn_app().await;
     app.add_user("alice", "correct horse", &[]).await;
