@@ -174,6 +174,32 @@ async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Stor
     assert!(!store.rotate(&rotation("s1", 1, hash())).await.unwrap());
 }
 
+async fn revoking_what_is_revoked_writes_no_event(store: Arc<dyn Store>) {
+    seeded(store.as_ref()).await;
+    open(store.as_ref(), &session("s2", "u1")).await;
+    let revoke = |id: &'static str| store.revoke_session(id, T0, T0 + HOUR, Reason::Revoke);
+    assert!(revoke("s1").await.unwrap().is_some());
+    let logout = UserRevocation {
+        user_id: "u1".into(),
+        now: T0,
+        not_before: T0,
+        expires_at: T0 + HOUR,
+        reason: Reason::LogoutAll,
+        new_password_hash: None,
+        disable: false,
+    };
+    assert_eq!(
+        store.revoke_user(&logout).await.unwrap().len(),
+        2,
+        "s2, the cutoff"
+    );
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    for id in ["s1", "s2", "s1"] {
+        assert_eq!(revoke(id).await.unwrap(), None);
+    }
+    assert_eq!(store.revocations_after(0, 100).await.unwrap(), feed);
+}
+
 async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
     open(store.as_ref(), &session("s2", "u1")).await;
@@ -479,6 +505,7 @@ conformance!(
     rotation_is_a_compare_and_swap_on_the_generation,
     of_concurrent_swaps_of_one_generation_exactly_one_wins,
     a_revoked_session_never_rotates_and_is_revoked_once,
+    revoking_what_is_revoked_writes_no_event,
     revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff,
     the_feed_reads_in_order_by_pages,
     live_sessions_leave_out_revoked_and_expired_ones,

@@ -148,6 +148,28 @@ async fn logout_all_of_another_user_needs_the_admin_scope() {
 }
 
 #[tokio::test]
+async fn revoking_what_is_already_revoked_writes_nothing() {
+    let app = spawn_app().await;
+    let pair = app.alice().await;
+    let ended = app.login("alice", "correct horse").await;
+    let store = app.store().await;
+    app.revoke(&pair.access_token).await.unwrap();
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    assert_eq!(feed.len(), 2, "its session and its jti");
+    for token in [&pair.access_token, &pair.access_token, &pair.refresh_token] {
+        app.revoke(token).await.unwrap();
+    }
+    assert_eq!(store.revocations_after(0, 100).await.unwrap(), feed);
+
+    // A session ended by LogoutAll: its access token revokes nothing more either.
+    let logout = with_bearer(pb::LogoutAllRequest::default(), &ended.access_token);
+    app.client.clone().logout_all(logout).await.unwrap();
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    app.revoke(&ended.access_token).await.unwrap();
+    assert_eq!(store.revocations_after(0, 100).await.unwrap(), feed);
+}
+
+#[tokio::test]
 async fn calls_for_the_bearer_refuse_a_missing_or_bad_token() {
     let app = spawn_app().await;
     let pair = app.alice().await;
