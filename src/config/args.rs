@@ -86,6 +86,10 @@ pub struct ConfigArgs {
     /// attempts are refused; 0 turns the limit off [default: 100].
     #[arg(long, env = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS", global = true)]
     pub login_failures_per_address: Option<u32>,
+    /// Live sessions a user may hold; a login beyond it revokes the least recently used one, 1 to
+    /// 100000 [default: 100].
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true)]
+    pub max_sessions_per_user: Option<u32>,
     /// How often revocations made by other processes are picked up [default: 50ms].
     #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]
     pub revocation_sync_interval: Option<String>,

@@ -154,6 +154,12 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
             100,
             (0, 1_000_000),
         )?,
+        max_sessions_per_user: within(
+            "LATCHKEY_MAX_SESSIONS_PER_USER",
+            args.max_sessions_per_user,
+            100,
+            (1, 100_000),
+        )?,
     })
 }
 

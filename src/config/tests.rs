@@ -19,6 +19,7 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.settings.signing_alg, SigningAlg::EdDsa);
     assert_eq!(c.settings.password_cost, Cost::default());
     assert_eq!(c.settings.login_failures_per_address, 100);
+    assert_eq!(c.settings.max_sessions_per_user, 100);
     let periods = Periods {
         revocation_sync: Duration::from_millis(50),
         key_sync: Duration::from_secs(1),
@@ -149,6 +150,12 @@ fn abuse_limits_out_of_range_are_refused() {
         args!(login_failures_per_address: 1_000_001u32),
         var,
         "between 0 and 1000000",
+    );
+    let var = "LATCHKEY_MAX_SESSIONS_PER_USER";
+    refused(
+        args!(max_sessions_per_user: 0u32),
+        var,
+        "between 1 and 100000",
     );
     let off = Config::resolve(args!(login_failures_per_address: 0u32)).unwrap();
     assert_eq!(off.settings.login_failures_per_address, 0);

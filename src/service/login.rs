@@ -136,20 +136,26 @@ impl Service {
             token_hash: &refresh::hash(&token),
             checked_hash: user.password_hash.expose(),
             rehashed,
+            max_live_sessions: self.settings.max_sessions_per_user,
+            events_expire_at: now + self.access_horizon(),
         };
-        if !self.store.create_session(&new).await? {
-            // The password changed, or the user was disabled, while the password was checked.
-            let disabled = self
-                .store
-                .user_by_id(&user.id)
-                .await?
-                .is_none_or(|u| u.disabled);
-            return Err(if disabled {
-                ServiceError::AccountDisabled
-            } else {
-                ServiceError::InvalidCredentials
-            });
+        let Some(evicted) = self.store.create_session(&new).await? else {
+            return Err(self.refusal(&user.id).await);
+        };
+        if !evicted.is_empty() {
+            info!(user_id = %user.id, evicted = evicted.len(), "session cap reached: least recently used revoked");
+            self.revocations.apply(&evicted)?;
         }
         self.issue_pair(&session, token, now)
+    }
+
+    /// Why the session of a login whose password matched was refused: the password changed, or
+    /// the user was disabled, while the password was checked.
+    async fn refusal(&self, user_id: &str) -> ServiceError {
+        match self.store.user_by_id(user_id).await {
+            Err(e) => e.into(),
+            Ok(user) if user.as_ref().is_none_or(|u| u.disabled) => ServiceError::AccountDisabled,
+            Ok(_) => ServiceError::InvalidCredentials,
+        }
     }
 }

@@ -72,6 +72,8 @@ pub struct Settings {
     /// Failed logins from one client address within a minute before its next attempts are
     /// refused; 0: no limit.
     pub login_failures_per_address: u32,
+    /// Live sessions a user may hold; a login beyond it revokes the least recently used.
+    pub max_sessions_per_user: u32,
 }
 
 pub struct Service {

@@ -9,7 +9,7 @@ use sqlx::{
 };
 
 use super::{
-    StoreError, StoreResult,
+    StoreError, StoreResult, queries as q,
     sql::{Backend, SqlStore, migrator},
 };
 
@@ -32,14 +32,29 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await?;
     // Replicas starting together must not race to create the schema: the migrator takes an
     // advisory lock while it runs.
-    migrator(include_str!("../../migrations/postgres/0001_init.sql"))
+    migrator(MIGRATIONS)
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     Ok(SqlStore::new(pool))
 }
 
+/// `migrations/postgres/`, in order.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "session_cap",
+        include_str!("../../migrations/postgres/0002_session_cap.sql"),
+    ),
+];
+
 impl Backend for Postgres {
+    const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
+    const INSERT_AUDITS: &'static str = q::POSTGRES_INSERT_AUDITS;
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

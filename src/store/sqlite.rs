@@ -13,7 +13,7 @@ use sqlx::{
 };
 
 use super::{
-    Mode, StoreError, StoreResult,
+    Mode, StoreError, StoreResult, queries as q,
     sql::{Backend, SqlStore, migrator},
 };
 
@@ -39,14 +39,29 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
-    migrator(include_str!("../../migrations/sqlite/0001_init.sql"))
+    migrator(MIGRATIONS)
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     Ok(SqlStore::new(pool))
 }
 
+/// `migrations/sqlite/`, in order.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "session_cap",
+        include_str!("../../migrations/sqlite/0002_session_cap.sql"),
+    ),
+];
+
 impl Backend for Sqlite {
+    const INSERT_SESSION_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_EVENTS;
+    const INSERT_AUDITS: &'static str = q::SQLITE_INSERT_AUDITS;
+
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
