@@ -89,6 +89,14 @@ pub struct ConfigArgs {
     /// with UNAVAILABLE [default: 5s].
     #[arg(long, env = "LATCHKEY_SLOW_WATCHER_TIMEOUT", global = true)]
     pub slow_watcher_timeout: Option<String>,
+    /// Failed logins from one client address (an IPv6 /64) within a minute before its next
+    /// attempts are refused; 0 turns the limit off [default: 100].
+    #[arg(long, env = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    pub login_failures_per_address: Option<u32>,
+    /// Live sessions a user may hold; a login beyond it revokes the least recently used one, 1 to
+    /// 100000 [default: 100].
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true)]
+    pub max_sessions_per_user: Option<u32>,
     /// How often revocations made by other processes are picked up (on PostgreSQL also at once,
     /// by NOTIFY) [default: 50ms].
     #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]

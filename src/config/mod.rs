@@ -168,6 +168,18 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
                 Duration::from_millis(10),
             )?,
         },
+        login_failures_per_address: within(
+            "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS",
+            args.login_failures_per_address,
+            100,
+            (0, 1_000_000),
+        )?,
+        max_sessions_per_user: within(
+            "LATCHKEY_MAX_SESSIONS_PER_USER",
+            args.max_sessions_per_user,
+            100,
+            (1, 100_000),
+        )?,
     })
 }
 

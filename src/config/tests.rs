@@ -18,6 +18,8 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.settings.leeway_secs, 5);
     assert_eq!(c.settings.signing_alg, SigningAlg::EdDsa);
     assert_eq!(c.settings.password_cost, Cost::default());
+    assert_eq!(c.settings.login_failures_per_address, 100);
+    assert_eq!(c.settings.max_sessions_per_user, 100);
     let periods = Periods {
         revocation_sync: Duration::from_millis(50),
         key_sync: Duration::from_secs(1),
@@ -139,6 +141,24 @@ fn password_costs_argon2_cannot_run_are_refused() {
         "between 1 and 1024",
     );
     Config::resolve(args!(password_memory_kib: 8u32, password_iterations: 1u32)).unwrap();
+}
+
+#[test]
+fn abuse_limits_out_of_range_are_refused() {
+    let var = "LATCHKEY_LOGIN_FAILURES_PER_ADDRESS";
+    refused(
+        args!(login_failures_per_address: 1_000_001u32),
+        var,
+        "between 0 and 1000000",
+    );
+    let var = "LATCHKEY_MAX_SESSIONS_PER_USER";
+    refused(
+        args!(max_sessions_per_user: 0u32),
+        var,
+        "between 1 and 100000",
+    );
+    let off = Config::resolve(args!(login_failures_per_address: 0u32)).unwrap();
+    assert_eq!(off.settings.login_failures_per_address, 0);
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! argon2id password hashing (OWASP parameters by default), run on tokio's blocking pool under a
 //! bounded concurrency: each hash holds `m_cost` KiB, so an unbounded queue would be a memory bomb.
-//! Beyond the bound callers are told `Overloaded` at once.
+//! A caller first takes an [`Admission`], a place in the queue, or is told `Overloaded` at once:
+//! Login takes it before it does anything else, so a login turned away has written nothing.
 
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
+    password_hash::phc::PasswordHash,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Span;
 
-use crate::domain::types::Password;
+use crate::domain::{secret::Secret, types::Password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -46,6 +50,23 @@ pub struct Hasher {
     admitted: Arc<Semaphore>,
     /// Verified against when the user is unknown, so that both paths cost the same.
     dummy: Arc<str>,
+    /// What every hash made now starts with (`$argon2id$v=19$m=…,t=…,p=…$`): a stored hash that
+    /// does not was made under other parameters.
+    current: Arc<str>,
+}
+
+/// A place in the hashing queue, held until the hash it is spent on has finished.
+pub struct Admission {
+    hasher: Hasher,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What a password check found.
+pub struct Verdict {
+    pub matches: bool,
+    /// The password hashed again under today's parameters, when it matched a hash made under
+    /// others. Its salt is the old hash's, so that concurrent logins re-hash to the same value.
+    pub rehashed: Option<Secret<String>>,
 }
 
 impl Hasher {
@@ -59,8 +80,13 @@ impl Hasher {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency * 8)),
             dummy: Arc::from(""),
+            current: Arc::from(""),
         };
-        hasher.dummy = Arc::from(hasher.hash_now(b"latchkey dummy password")?);
+        let dummy = hasher.hash_now(b"latchkey dummy password")?;
+        // `$argon2id$v=19$m=…,t=…,p=…$`: the fields before the salt.
+        let prefix_len = dummy.match_indices('$').nth(3).map_or(0, |(i, _)| i + 1);
+        hasher.current = Arc::from(&dummy[..prefix_len]);
+        hasher.dummy = Arc::from(dummy);
         Ok(hasher)
     }
 
@@ -75,45 +101,88 @@ impl Hasher {
             .map_err(|e| HashError::Internal(e.to_string()))
     }
 
+    /// A place in the queue, or `Overloaded` at once when it is full.
+    pub fn admit(&self) -> Result<Admission, HashError> {
+        let permit = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Overloaded)?;
+        Ok(Admission {
+            hasher: self.clone(),
+            permit,
+        })
+    }
+
     /// A PHC string for a new password.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
         let this = self.clone();
-        self.run(move || this.hash_now(password.expose().as_bytes()))
+        self.admit()?
+            .run(move || this.hash_now(password.expose().as_bytes()))
             .await?
     }
 
     /// Checks `password` against `phc`, or against the dummy hash when there is none (unknown user),
     /// so that both take the same time. A stored hash that does not parse never matches.
     pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
-        let argon2 = self.argon2();
-        let dummy = self.dummy.clone();
+        Ok(self.admit()?.check(password, phc).await?.matches)
+    }
+
+    /// `password` hashed under today's parameters with the salt of `phc`, unless `phc` already is
+    /// of today's parameters.
+    fn rehash(&self, password: &[u8], phc: &str) -> Option<Secret<String>> {
+        if phc.starts_with(&*self.current) {
+            return None;
+        }
+        let salt = PasswordHash::new(phc).ok()?.salt?;
+        let hash = self.argon2().hash_password_with_salt(password, &salt);
+        hash.ok().map(|h| Secret::new(h.to_string()))
+    }
+}
+
+impl Admission {
+    /// [`Hasher::verify`], in this place of the queue, also re-hashing a match made under other
+    /// parameters (one more hash, once per user and change of parameters).
+    pub async fn check(
+        self,
+        password: Password,
+        phc: Option<String>,
+    ) -> Result<Verdict, HashError> {
+        let hasher = self.hasher.clone();
         self.run(move || {
-            let known = phc.is_some();
-            let hash = phc.as_deref().unwrap_or(&dummy);
-            let matches = argon2
-                .verify_password(password.expose().as_bytes(), hash)
+            let password = password.expose().as_bytes();
+            let Some(phc) = phc else {
+                let _ = hasher.argon2().verify_password(password, &*hasher.dummy);
+                return Verdict {
+                    matches: false,
+                    rehashed: None,
+                };
+            };
+            let matches = hasher
+                .argon2()
+                .verify_password(password, phc.as_str())
                 .is_ok();
-            known && matches
+            Verdict {
+                matches,
+                rehashed: matches.then(|| hasher.rehash(password, &phc)).flatten(),
+            }
         })
         .await
     }
 
     async fn run<T: Send + 'static>(
-        &self,
+        self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HashError::Overloaded)?;
         let running = self
+            .hasher
             .running
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| HashError::Internal(e.to_string()))?;
         let span = Span::current();
+        let admitted = self.permit;
         // The permits travel with the work: a caller that gives up (a cancelled call) frees its
         // slot only when the hash it started has finished, so the bound holds whatever clients do.
         tokio::task::spawn_blocking(move || {
@@ -126,104 +195,4 @@ impl Hasher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cheap() -> Hasher {
-        Hasher::new(
-            Cost {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            1,
-        )
-        .unwrap()
-    }
-
-    fn pw(s: &str) -> Password {
-        Password::parse(s.to_owned()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_hash_verifies_its_password_only() {
-        let h = cheap();
-        let phc = h.hash(pw("correct horse")).await.unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert!(
-            h.verify(pw("correct horse"), Some(phc.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(!h.verify(pw("wrong"), Some(phc)).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
-        let h = cheap();
-        assert!(!h.verify(pw("latchkey dummy password"), None).await.unwrap());
-        assert!(
-            !h.verify(pw("x"), Some("not a phc string".into()))
-                .await
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn the_default_cost_is_owasps() {
-        assert_eq!(
-            Cost::default(),
-            Cost {
-                memory_kib: 19456,
-                iterations: 2,
-                parallelism: 1
-            }
-        );
-    }
-
-    #[tokio::test]
-    async fn beyond_the_queue_callers_are_turned_away_at_once() {
-        let h = cheap();
-        let held: Vec<_> = (0..8)
-            .map(|_| h.admitted.clone().try_acquire_owned().unwrap())
-            .collect();
-        assert!(matches!(
-            h.verify(pw("x"), None).await,
-            Err(HashError::Overloaded)
-        ));
-        drop(held);
-        assert!(h.verify(pw("x"), None).await.is_ok());
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_cancelled_check_keeps_its_slot_until_its_hash_is_done() {
-        // Slow enough (tens of ms) that the hash outlives the cancellation.
-        let h = Hasher::new(
-            Cost {
-                memory_kib: 64 * 1024,
-                iterations: 3,
-                parallelism: 1,
-            },
-            1,
-        )
-        .unwrap();
-        let task = tokio::spawn({
-            let h = h.clone();
-            async move { h.verify(pw("x"), None).await }
-        });
-        tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while h.running.available_permits() == 1 {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the hash starts");
-        task.abort();
-        let _ = task.await;
-        assert_eq!(
-            h.running.available_permits(),
-            0,
-            "the hash still runs, so its slot stays taken"
-        );
-    }
-}
+mod tests;

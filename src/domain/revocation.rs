@@ -26,6 +26,8 @@ pub enum Reason {
     LogoutAll,
     PasswordChange,
     Disable,
+    /// A login beyond the user's session cap revoked the least recently used session.
+    Evicted,
 }
 
 impl Reason {
@@ -36,6 +38,7 @@ impl Reason {
             Self::LogoutAll => "logout_all",
             Self::PasswordChange => "password_change",
             Self::Disable => "disable",
+            Self::Evicted => "session_evicted",
         }
     }
 }

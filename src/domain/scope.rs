@@ -3,11 +3,13 @@
 /// The scope that lets a bearer act on other users (LogoutAll naming `user_id`).
 pub const ADMIN_SCOPE: &str = "latchkey.admin";
 
-/// What a login is granted: every scope the user holds when none is asked for, otherwise the asked
-/// scopes that the user holds, in the order asked and without repeats.
+/// What a login is granted: every scope the user holds when none is asked for, except
+/// [`ADMIN_SCOPE`], which is granted only when asked for by name (so that an everyday login never
+/// carries the power to act on other users); otherwise the asked scopes that the user holds, in the
+/// order asked and without repeats.
 pub fn grant(held: &[String], requested: &[String]) -> Vec<String> {
     if requested.is_empty() {
-        return held.to_vec();
+        return held.iter().filter(|s| *s != ADMIN_SCOPE).cloned().collect();
     }
     let mut granted: Vec<String> = Vec::new();
     for scope in requested {
@@ -38,6 +40,17 @@ mod tests {
     #[test]
     fn no_request_grants_everything_held() {
         assert_eq!(grant(&v(&["a", "b"]), &[]), v(&["a", "b"]));
+    }
+
+    #[test]
+    fn admin_is_granted_only_when_asked_for_by_name() {
+        let held = v(&["a", ADMIN_SCOPE, "b"]);
+        assert_eq!(grant(&held, &[]), v(&["a", "b"]));
+        assert_eq!(grant(&held, &v(&[ADMIN_SCOPE])), v(&[ADMIN_SCOPE]));
+        assert_eq!(
+            grant(&held, &v(&["b", ADMIN_SCOPE])),
+            v(&["b", ADMIN_SCOPE])
+        );
     }
 
     #[test]

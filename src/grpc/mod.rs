@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use tonic::transport::{Server, server::Router};
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 
 use crate::service::ServiceCell;
 
@@ -14,6 +15,7 @@ mod convert;
 mod ext_authz;
 mod metrics;
 pub mod status;
+mod too_large;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod pb {
@@ -34,6 +36,9 @@ const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Health service names: the overall one ("") and AuthService.
 pub const AUTH_SERVICE_NAME: &str = "latchkey.v1.AuthService";
 
+/// The layers around every service: the metrics outside, the oversized-request answer inside.
+pub type Layers = Stack<too_large::TooLargeLayer, Stack<metrics::RpcMetricsLayer, Identity>>;
+
 /// Builds the gRPC router with every service and the limits tonic leaves unbounded by default.
 /// `stopping` turns true at shutdown: open WatchRevocations streams then end, so that the graceful
 /// shutdown does not wait on them forever.
@@ -43,10 +48,7 @@ pub fn router(
         impl tonic_health::pb::health_server::Health,
     >,
     stopping: tokio::sync::watch::Receiver<bool>,
-) -> Result<
-    Router<tower::layer::util::Stack<metrics::RpcMetricsLayer, tower::layer::util::Identity>>,
-    tonic_reflection::server::Error,
-> {
+) -> Result<Router<Layers>, tonic_reflection::server::Error> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -69,6 +71,8 @@ pub fn router(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .http2_max_header_list_size(Some(16 * 1024))
         .layer(metrics::RpcMetricsLayer)
+        // Inside the metrics layer, which then counts the rewritten code.
+        .layer(too_large::TooLargeLayer)
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)

@@ -57,6 +57,20 @@ pub fn to_status(e: ServiceError) -> Status {
     Status::with_error_details_and_metadata(code, message, details, metadata)
 }
 
+/// A request message over the server's limit (see `too_large`), with the limit in the message.
+pub fn request_too_large() -> Status {
+    let details = ErrorDetails::with_error_info(
+        "REQUEST_TOO_LARGE",
+        DOMAIN,
+        HashMap::<String, String>::new(),
+    );
+    let message = format!(
+        "the request message is over the server's limit of {} bytes",
+        super::MAX_REQUEST_BYTES
+    );
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

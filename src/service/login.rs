@@ -6,10 +6,10 @@ use super::{Service, ServiceError, ServiceResult, TokenPair};
 use crate::{
     crypto::refresh,
     domain::{
-        UnixMs, family, scope, secs_until, throttle,
+        family, scope, secs_until, throttle,
         types::{ClientId, Device, Password, Username},
     },
-    store::{SessionRecord, UserRecord},
+    store::{NewSession, SessionRecord, UserRecord},
 };
 
 /// A login, validated at the edge. `Debug` leaves the password out (see [`Password`]).
@@ -36,22 +36,30 @@ impl Service {
             scopes,
             ip,
         } = command;
+        let now = self.clock.now();
+        if let Err(until) = self.addresses.check(&ip, now) {
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_secs: secs_until(until, now),
+            });
+        }
+        // A place in the hashing queue before the store is touched: a login turned away as
+        // overloaded has written nothing.
+        let admission = self.hasher.admit()?;
         // The attempt is counted as a failure before the password is checked, so that however many
         // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
         self.admit_attempt(&username).await?;
         let user = self.store.user_by_name(username.as_str()).await?;
-        let matches = self
-            .hasher
-            .verify(
+        let verdict = admission
+            .check(
                 password,
                 user.as_ref().map(|u| u.password_hash.expose().clone()),
             )
             .await?;
-        let now = self.clock.now();
         let user = match user {
-            Some(user) if matches => user,
+            Some(user) if verdict.matches => user,
             _ => {
                 metrics::counter!("latchkey_login_failures_total").increment(1);
+                self.addresses.fail(&ip, self.clock.now());
                 return Err(ServiceError::InvalidCredentials);
             }
         };
@@ -60,8 +68,9 @@ impl Service {
             return Err(ServiceError::AccountDisabled);
         }
         let granted = scope::grant(&user.scopes, &scopes);
+        let rehashed = verdict.rehashed.as_ref().map(|h| h.expose().as_str());
         let pair = self
-            .open_session(&user, &granted, client_id, device, ip, now)
+            .open_session(&user, rehashed, &granted, client_id, device, ip)
             .await?;
         info!(user_id = %user.id, session_id = %pair.session_id, "session opened");
         Ok(pair)
@@ -91,15 +100,18 @@ impl Service {
         Err(ServiceError::Overloaded)
     }
 
+    /// Opens the session of a login whose password matched `user`'s hash (`rehashed`: that
+    /// password hashed again, to be stored in the same step).
     async fn open_session(
         &self,
         user: &UserRecord,
+        rehashed: Option<&str>,
         granted: &[String],
         client_id: ClientId,
         device: Device,
         ip: String,
-        now: UnixMs,
     ) -> ServiceResult<TokenPair> {
+        let now = self.clock.now();
         let opening = family::open(now, &self.settings.lifetimes);
         let token = refresh::generate()?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -120,27 +132,31 @@ impl Service {
             generation: 1,
             rotated_at: None,
         };
-        if !self
-            .store
-            .create_session(
-                &session,
-                &refresh::hash(&token),
-                user.password_hash.expose(),
-            )
-            .await?
-        {
-            // The password changed, or the user was disabled, while the password was checked.
-            let disabled = self
-                .store
-                .user_by_id(&user.id)
-                .await?
-                .is_none_or(|u| u.disabled);
-            return Err(if disabled {
-                ServiceError::AccountDisabled
-            } else {
-                ServiceError::InvalidCredentials
-            });
+        let new = NewSession {
+            session: &session,
+            token_hash: &refresh::hash(&token),
+            checked_hash: user.password_hash.expose(),
+            rehashed,
+            max_live_sessions: self.settings.max_sessions_per_user,
+            events_expire_at: now + self.access_horizon(),
+        };
+        let Some(evicted) = self.store.create_session(&new).await? else {
+            return Err(self.refusal(&user.id).await);
+        };
+        if !evicted.is_empty() {
+            info!(user_id = %user.id, evicted = evicted.len(), "session cap reached: least recently used revoked");
+            self.revocations.apply(&evicted)?;
         }
         self.issue_pair(&session, token, now)
+    }
+
+    /// Why the session of a login whose password matched was refused: the password changed, or
+    /// the user was disabled, while the password was checked.
+    async fn refusal(&self, user_id: &str) -> ServiceError {
+        match self.store.user_by_id(user_id).await {
+            Err(e) => e.into(),
+            Ok(user) if user.as_ref().is_none_or(|u| u.disabled) => ServiceError::AccountDisabled,
+            Ok(_) => ServiceError::InvalidCredentials,
+        }
     }
 }

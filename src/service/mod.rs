@@ -25,6 +25,7 @@ use crate::{
     store::Store,
 };
 
+mod addresses;
 mod authenticate;
 mod cell;
 mod clock;
@@ -55,6 +56,7 @@ pub use sessions::SessionView;
 pub use tokens::TokenPair;
 pub use users::UserError;
 
+use addresses::{AddressLimit, MAX_ADDRESSES};
 use keys::Keyring;
 use revocations::RevocationCache;
 
@@ -72,6 +74,11 @@ pub struct Settings {
     /// Password hashes computed at once.
     pub hash_concurrency: usize,
     pub feed: FeedLimits,
+    /// Failed logins from one client address within a minute before its next attempts are
+    /// refused; 0: no limit.
+    pub login_failures_per_address: u32,
+    /// Live sessions a user may hold; a login beyond it revokes the least recently used.
+    pub max_sessions_per_user: u32,
 }
 
 pub struct Service {
@@ -79,6 +86,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     settings: Settings,
     hasher: Hasher,
+    /// Failed logins per client address, in memory.
+    addresses: AddressLimit,
     keys: Keyring,
     revocations: RevocationCache,
     /// Seals each rotation's new refresh token, for retries inside the grace window.
@@ -113,6 +122,7 @@ impl Service {
         Ok(Self {
             store,
             clock,
+            addresses: AddressLimit::new(settings.login_failures_per_address, MAX_ADDRESSES),
             settings,
             hasher,
             keys,

@@ -27,7 +27,12 @@ impl Service {
                 let Some(claims) = self.verify_signature(token.expose())? else {
                     return Ok(());
                 };
-                self.revoke_session(&claims.sid, Reason::Revoke).await?;
+                // A token of a session already revoked is dead already: its jti is not written
+                // again (each call would add a feed event under the counter lock and wake every
+                // subscriber). A jti is only ever written after its session was revoked.
+                if !self.revoke_session(&claims.sid, Reason::Revoke).await? {
+                    return Ok(());
+                }
                 let now = self.clock.now();
                 let expires_at = access_token_dead_at(claims.exp, self.settings.leeway_secs);
                 let event = self.store.revoke_jti(&claims.jti, now, expires_at).await?;
@@ -75,11 +80,13 @@ impl Service {
     pub(super) async fn revoke_for_reuse(&self, session: &SessionRecord) -> ServiceResult<()> {
         warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: revoking the session");
         metrics::counter!("latchkey_refresh_reuse_total").increment(1);
-        self.revoke_session(&session.id, Reason::Reuse).await
+        self.revoke_session(&session.id, Reason::Reuse).await?;
+        Ok(())
     }
 
-    /// Revokes one session and applies the event here at once.
-    async fn revoke_session(&self, session_id: &str, reason: Reason) -> ServiceResult<()> {
+    /// Revokes one session and applies the event here at once; `false` when it was revoked
+    /// already (nothing is written then).
+    async fn revoke_session(&self, session_id: &str, reason: Reason) -> ServiceResult<bool> {
         let now = self.clock.now();
         let expires_at = now + self.access_horizon();
         if let Some(event) = self
@@ -88,8 +95,9 @@ impl Service {
             .await?
         {
             self.revocations.apply(&[event])?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Revokes every live session of a user and cuts off the access tokens issued before now, after

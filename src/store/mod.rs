@@ -91,6 +91,25 @@ impl SessionRecord {
     }
 }
 
+/// A session to open, and what the login that opens it checked.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub session: &'a SessionRecord,
+    /// The hash of its first refresh token.
+    pub token_hash: &'a TokenHash,
+    /// The user's password hash that the login checked: the session opens only while it is there.
+    pub checked_hash: &'a str,
+    /// The password hashed again under today's argon2 parameters, stored in the same step in place
+    /// of `checked_hash`. Made with the same salt, so concurrent logins bring the same value, and
+    /// a login that finds it there already opens its session as well.
+    pub rehashed: Option<&'a str>,
+    /// The live sessions the user may hold, this one included: the least recently used beyond
+    /// it are revoked.
+    pub max_live_sessions: u32,
+    /// When the feed events of sessions revoked by the cap may be forgotten.
+    pub events_expire_at: UnixMs,
+}
+
 /// Spend generation `expected_generation` of a session and make `token_hash` its live token.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -167,17 +186,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
 
-    /// Stores a new session with its first refresh token (generation 1).
     /// Opens a session with its first refresh token (generation 1), only while the user is enabled
-    /// and still has `password_hash`: `false` when a password change or a disable got there first.
-    /// It locks the user's row, so it serialises with `revoke_user`, which changes the row first:
-    /// a session is either refused or revoked by the change, never left alive.
-    async fn create_session(
-        &self,
-        session: &SessionRecord,
-        token_hash: &TokenHash,
-        password_hash: &str,
-    ) -> StoreResult<bool>;
+    /// and still has the password hash the login checked (or already its re-hash): `None` when a
+    /// password change or a disable got there first. It locks the user's row, so it serialises
+    /// with `revoke_user`, which changes the row first: a session is either refused or revoked by
+    /// the change, never left alive. In the same transaction, the user's least recently used live
+    /// sessions beyond the cap are revoked: their feed events are returned.
+    async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>>;
     /// The session a refresh token belongs to, and the token's generation.
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>>;
     /// The compare-and-swap: `false` when the session moved on or was revoked meanwhile.
@@ -198,8 +213,8 @@ pub trait Store: Send + Sync + 'static {
         expires_at: UnixMs,
     ) -> StoreResult<Revocation>;
     /// Applies the user change (password, disable), revokes every live session of the user and sets
-    /// the cutoff, in one transaction; returns the feed events written (one per session, then the
-    /// user cutoff).
+    /// the cutoff, in one transaction of a bounded number of statements however many sessions
+    /// there are; returns the feed events written (one per session, then the user cutoff).
     async fn revoke_user(&self, revocation: &UserRevocation) -> StoreResult<Vec<Revocation>>;
     /// Sessions of a user that are neither revoked nor expired at `now`, newest first.
     async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>>;

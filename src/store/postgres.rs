@@ -10,8 +10,8 @@ use sqlx::{
 };
 
 use super::{
-    Signals, StoreError, StoreResult, listen, queries,
-    sql::{Backend, SqlStore, migrations},
+    Signals, StoreError, StoreResult, listen, queries as q,
+    sql::{Backend, SqlStore, migrator},
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
@@ -34,19 +34,38 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await?;
     // Replicas starting together must not race to create the schema: the migrator takes an
     // advisory lock while it runs.
-    migrations!("postgres")
+    migrator(MIGRATIONS)
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     Ok(SqlStore::new(pool))
 }
 
+/// `migrations/postgres/`, in order.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "sealed_token_erasure",
+        include_str!("../../migrations/postgres/0002_sealed_token_erasure.sql"),
+    ),
+    (
+        "session_cap",
+        include_str!("../../migrations/postgres/0003_session_cap.sql"),
+    ),
+];
+
 impl Backend for Postgres {
+    const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
+    const INSERT_AUDITS: &'static str = q::POSTGRES_INSERT_AUDITS;
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }
 
-    const ANNOUNCE: Option<&'static str> = Some(queries::NOTIFY_REVOCATIONS);
+    const ANNOUNCE: Option<&'static str> = Some(q::NOTIFY_REVOCATIONS);
 
     fn listen(pool: &Pool<Self>, origin: &str) -> Option<Signals> {
         Some(listen::listen(pool.clone(), origin.to_owned()))

@@ -1,7 +1,8 @@
 //! Every statement the store runs, named in one place, so that a test can check each one's plan on
 //! both backends and a reader finds the SQL without reading the Rust around it. The statements are
 //! portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
-//! PostgreSQL alike.
+//! PostgreSQL alike, but for the two that take a list of session ids as one JSON array (so that
+//! any number of rows costs one statement), where each database has its own JSON function.
 
 /// The columns of a session: the fields of [`SessionRecord`](super::SessionRecord).
 macro_rules! session_columns {
@@ -20,10 +21,11 @@ pub const CREATE_USER: &str = "INSERT INTO users \
 pub const USER_BY_NAME: &str = "SELECT * FROM users WHERE username = $1";
 pub const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
 pub const ENABLE_USER: &str = "UPDATE users SET disabled = FALSE WHERE id = $1";
-/// Locks the user's row while the user is as the login found it (same password hash, enabled), so
-/// that a session opens either before a password change or disable, or not at all.
-pub const LOCK_USER_AS_CHECKED: &str = "UPDATE users SET not_before = not_before \
-     WHERE id = $1 AND password_hash = $2 AND NOT disabled";
+/// Locks the user's row while the user is as the login found it (enabled, with the password hash
+/// it checked, $2, or already that hash's re-hash, $3), so that a session opens either before a
+/// password change or disable, or not at all; and stores the re-hash ($3 = $2 when there is none).
+pub const LOCK_USER_AS_CHECKED: &str = "UPDATE users SET password_hash = $3 \
+     WHERE id = $1 AND password_hash IN ($2, $3) AND NOT disabled";
 /// Applies a user change: the cutoff never goes down, a new password hash replaces the old one
 /// when given, and a disable sticks.
 pub const CHANGE_USER: &str = "UPDATE users \
@@ -62,6 +64,12 @@ pub const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
 pub const REVOKE_USER_SESSIONS: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id";
+/// The session cap, at login: revokes the user's live sessions beyond the `$4` most recently used
+/// (at most `$3` of them), so that the one opening makes `$4 + 1`.
+pub const EVICT_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 WHERE id IN \
+     (SELECT id FROM sessions WHERE user_id = $2 AND revoked_at IS NULL \
+      AND idle_expires_at > $1 AND absolute_expires_at > $1 \
+      ORDER BY last_used_at DESC, id DESC LIMIT $3 OFFSET $4) RETURNING id";
 pub const LIVE_SESSIONS: &str = concat!(
     "SELECT ",
     session_columns!(),
@@ -71,11 +79,21 @@ pub const LIVE_SESSIONS: &str = concat!(
 pub const COUNT_LIVE_SESSIONS: &str = "SELECT COUNT(*) FROM sessions \
      WHERE revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1";
 
-/// Takes the next feed number. The counter row stays locked until the transaction commits, so
-/// numbers are handed out in commit order (a reader never later finds an event below one it saw).
-pub const NEXT_SEQ: &str = "UPDATE revocation_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq";
+/// Takes the next `$1` feed numbers; returns the last. The counter row stays locked until the
+/// transaction commits, so numbers are handed out in commit order (a reader never later finds an
+/// event below one it saw).
+pub const TAKE_SEQS: &str =
+    "UPDATE revocation_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq";
 pub const INSERT_REVOCATION: &str = "INSERT INTO revocations \
      (seq, kind, target, not_before, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// A session event for each id of the JSON array `$4`, numbered from `$1` in the array's order.
+pub const SQLITE_INSERT_SESSION_EVENTS: &str = "INSERT INTO revocations \
+     (seq, kind, target, not_before, expires_at, created_at) \
+     SELECT $1 + key, 'session', value, NULL, $2, $3 FROM json_each($4)";
+pub const POSTGRES_INSERT_SESSION_EVENTS: &str = "INSERT INTO revocations \
+     (seq, kind, target, not_before, expires_at, created_at) \
+     SELECT $1 + n - 1, 'session', id, NULL, $2, $3 \
+     FROM json_array_elements_text($4::json) WITH ORDINALITY AS ids (id, n)";
 pub const REVOCATIONS_AFTER: &str =
     "SELECT * FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2";
 /// PostgreSQL only (see `listen.rs`): tells every listening replica, when the transaction commits,
@@ -83,6 +101,12 @@ pub const REVOCATIONS_AFTER: &str =
 pub const NOTIFY_REVOCATIONS: &str = "SELECT pg_notify($1, $2)";
 pub const INSERT_AUDIT: &str =
     "INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)";
+/// An audit record for each session id of the JSON array `$4`.
+pub const SQLITE_INSERT_AUDITS: &str = "INSERT INTO audit_events (at, kind, user_id, session_id) \
+     SELECT $1, $2, $3, value FROM json_each($4)";
+pub const POSTGRES_INSERT_AUDITS: &str = "INSERT INTO audit_events \
+     (at, kind, user_id, session_id) \
+     SELECT $1, $2, $3, id FROM json_array_elements_text($4::json) AS ids (id)";
 
 /// A session's refresh tokens go first, spent ones included (kept until then, so that a reuse is
 /// caught for the session's whole life); the session follows once none is left, so that no
@@ -133,9 +157,10 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("rotate", ROTATE),
     ("revoke_session", REVOKE_SESSION),
     ("revoke_user_sessions", REVOKE_USER_SESSIONS),
+    ("evict_sessions", EVICT_SESSIONS),
     ("live_sessions", LIVE_SESSIONS),
     ("count_live_sessions", COUNT_LIVE_SESSIONS),
-    ("next_seq", NEXT_SEQ),
+    ("take_seqs", TAKE_SEQS),
     ("revocations_after", REVOCATIONS_AFTER),
     (
         "purge_tokens_of_expired_sessions",
@@ -154,8 +179,8 @@ pub const LOOKUPS: &[(&str, &str)] = &[
 ];
 
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
-/// primary keys'), `PING` and `NOTIFY_REVOCATIONS` read no table, and `KEYS` reads the whole
-/// (small) key table on purpose.
+/// primary keys'), nor do those that insert from a JSON array, `PING` and `NOTIFY_REVOCATIONS`
+/// read no table, and `KEYS` reads the whole (small) key table on purpose.
 pub const NOT_LOOKUPS: &[&str] = &[
     PING,
     CREATE_USER,
@@ -164,7 +189,11 @@ pub const NOT_LOOKUPS: &[&str] = &[
     INSERT_TOKEN,
     INSERT_REVOCATION,
     NOTIFY_REVOCATIONS,
+    SQLITE_INSERT_SESSION_EVENTS,
+    POSTGRES_INSERT_SESSION_EVENTS,
     INSERT_AUDIT,
+    SQLITE_INSERT_AUDITS,
+    POSTGRES_INSERT_AUDITS,
     INSERT_KEY,
     KEYS,
 ];

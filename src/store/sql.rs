@@ -1,6 +1,6 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
-//! lookup, and the writes made inside a caller's transaction (a session, a refresh token, a feed
-//! event, an audit row), which commit with it. The `Store` impl itself is in `store_impl.rs`;
+//! lookup, and the writes made inside a caller's transaction (a session, a refresh token, feed
+//! events, audit rows), which commit with it. The `Store` impl itself is in `store_impl.rs`;
 //! [`Backend`] holds the little that differs between drivers.
 
 use sqlx::{
@@ -19,6 +19,11 @@ use crate::domain::{
 
 /// What differs between the drivers, as far as the shared code goes.
 pub trait Backend: Database {
+    /// A session event for each id of a JSON array (see `queries.rs`).
+    const INSERT_SESSION_EVENTS: &'static str;
+    /// An audit record for each session id of a JSON array.
+    const INSERT_AUDITS: &'static str;
+
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -31,6 +36,16 @@ pub trait Backend: Database {
     fn listen(_pool: &Pool<Self>, _origin: &str) -> Option<Signals> {
         None
     }
+}
+
+/// Sessions a transaction has just revoked, for their feed events and audit records.
+pub(super) struct Revoked<'a> {
+    pub ids: &'a [String],
+    pub user_id: &'a str,
+    pub reason: Reason,
+    pub now: UnixMs,
+    /// When their feed events may be forgotten.
+    pub expires_at: UnixMs,
 }
 
 /// A store over one pool of one driver (`Sqlite` or `Postgres`).
@@ -119,16 +134,42 @@ where
         Ok(())
     }
 
-    /// Appends a feed event. Taking the next number locks the counter row until the caller
-    /// commits, so numbers are handed out in commit order.
+    /// Takes the next `count` feed numbers; returns the first. The counter row stays locked until
+    /// the caller commits, so numbers are handed out in commit order.
+    async fn take_seqs(tx: &mut Transaction<'_, DB>, count: usize) -> StoreResult<i64> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let last: i64 = sqlx::query_scalar(q::TAKE_SEQS)
+            .bind(count)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(last - count + 1)
+    }
+
+    /// Appends a feed event.
     pub(super) async fn append_event(
         tx: &mut Transaction<'_, DB>,
         target: RevocationTarget,
         now: UnixMs,
         expires_at: UnixMs,
     ) -> StoreResult<Revocation> {
-        let seq: i64 = sqlx::query_scalar(q::NEXT_SEQ).fetch_one(&mut **tx).await?;
-        let (kind, id, not_before) = revocation_columns(&target);
+        let seq = Self::take_seqs(tx, 1).await?;
+        Self::insert_event(tx, seq, &target, now, expires_at).await?;
+        Ok(Revocation {
+            seq,
+            target,
+            expires_at,
+        })
+    }
+
+    /// Writes one feed event under a number already taken.
+    async fn insert_event(
+        tx: &mut Transaction<'_, DB>,
+        seq: i64,
+        target: &RevocationTarget,
+        now: UnixMs,
+        expires_at: UnixMs,
+    ) -> StoreResult<()> {
+        let (kind, id, not_before) = revocation_columns(target);
         sqlx::query(q::INSERT_REVOCATION)
             .bind(seq)
             .bind(kind)
@@ -138,11 +179,73 @@ where
             .bind(now)
             .execute(&mut **tx)
             .await?;
-        Ok(Revocation {
-            seq,
-            target,
-            expires_at,
-        })
+        Ok(())
+    }
+
+    /// Writes the feed events and audit records of sessions just revoked, then the event of `then`
+    /// (a user's cutoff), all numbered in one run: a bounded number of statements however many
+    /// sessions there are.
+    pub(super) async fn record_revoked(
+        &self,
+        tx: &mut Transaction<'_, DB>,
+        revoked: &Revoked<'_>,
+        then: Option<RevocationTarget>,
+    ) -> StoreResult<Vec<Revocation>> {
+        let count = revoked.ids.len() + usize::from(then.is_some());
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let first = Self::take_seqs(tx, count).await?;
+        let mut events = Self::session_events(tx, revoked, first).await?;
+        if let Some(target) = then {
+            let seq = first + i64::try_from(revoked.ids.len()).unwrap_or(i64::MAX);
+            Self::insert_event(tx, seq, &target, revoked.now, revoked.expires_at).await?;
+            events.push(Revocation {
+                seq,
+                target,
+                expires_at: revoked.expires_at,
+            });
+        }
+        if let Some(last) = events.last() {
+            self.announce(tx, last.seq).await?;
+        }
+        Ok(events)
+    }
+
+    /// The feed events and audit records of sessions just revoked, numbered from `first_seq`: two
+    /// statements whatever their number.
+    async fn session_events(
+        tx: &mut Transaction<'_, DB>,
+        revoked: &Revoked<'_>,
+        first_seq: i64,
+    ) -> StoreResult<Vec<Revocation>> {
+        if revoked.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids =
+            serde_json::to_string(revoked.ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(DB::INSERT_SESSION_EVENTS)
+            .bind(first_seq)
+            .bind(revoked.expires_at)
+            .bind(revoked.now)
+            .bind(ids.as_str())
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(DB::INSERT_AUDITS)
+            .bind(revoked.now)
+            .bind(revoked.reason.as_str())
+            .bind(revoked.user_id)
+            .bind(ids.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok((first_seq..)
+            .zip(revoked.ids)
+            .map(|(seq, id)| Revocation {
+                seq,
+                target: RevocationTarget::Session(id.clone()),
+                expires_at: revoked.expires_at,
+            })
+            .collect())
     }
 
     /// Announces, at commit, that revocations up to `seq` were written (where the backend can).
@@ -175,43 +278,18 @@ where
     }
 }
 
-/// Every migration, in order, from `migrations/<backend>/NNNN_<name>.sql`, embedded in the binary:
-/// one list for both backends, whose files therefore keep matching names.
-macro_rules! migrations {
-    ($backend:literal) => {
-        $crate::store::sql::migrator(&[
-            (
-                1,
-                "init",
-                include_str!(concat!("../../migrations/", $backend, "/0001_init.sql")),
-            ),
-            (
-                2,
-                "sealed_token_erasure",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $backend,
-                    "/0002_sealed_token_erasure.sql"
-                )),
-            ),
-        ])
-    };
-}
-pub(super) use migrations;
-
-/// The runtime `Migrator` of `migrations` (version, name, SQL), rather than the `migrate!` macro,
-/// which would compile the drivers twice.
-pub(super) fn migrator(
-    migrations: &[(i64, &'static str, &'static str)],
-) -> sqlx::migrate::Migrator {
+/// The schema of a backend, its `migrations/<backend>/` files in order (numbered from 1), embedded
+/// in the binary (the runtime `Migrator` rather than the `migrate!` macro, which would compile the
+/// drivers twice). Each backend lists its files by name: both folders hold the same names.
+pub(super) fn migrator(migrations: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::{
         SqlSafeStr,
         migrate::{Migration, MigrationType, Migrator},
     };
     Migrator::with_migrations(
-        migrations
-            .iter()
-            .map(|&(version, name, sql)| {
+        (1..)
+            .zip(migrations)
+            .map(|(version, &(name, sql))| {
                 Migration::new(
                     version,
                     std::borrow::Cow::Borrowed(name),

@@ -13,8 +13,8 @@ use sqlx::{
 };
 
 use super::{
-    Mode, StoreError, StoreResult,
-    sql::{Backend, SqlStore, migrations},
+    Mode, StoreError, StoreResult, queries as q,
+    sql::{Backend, SqlStore, migrator},
 };
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
@@ -44,7 +44,7 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     if created {
         restrict(&file)?;
     }
-    migrations!("sqlite")
+    migrator(MIGRATIONS)
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
@@ -69,7 +69,26 @@ fn restrict(file: &Path) -> StoreResult<()> {
     Ok(())
 }
 
+/// `migrations/sqlite/`, in order.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "sealed_token_erasure",
+        include_str!("../../migrations/sqlite/0002_sealed_token_erasure.sql"),
+    ),
+    (
+        "session_cap",
+        include_str!("../../migrations/sqlite/0003_session_cap.sql"),
+    ),
+];
+
 impl Backend for Sqlite {
+    const INSERT_SESSION_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_EVENTS;
+    const INSERT_AUDITS: &'static str = q::SQLITE_INSERT_AUDITS;
+
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }

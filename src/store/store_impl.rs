@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
-    KeyRecord, Purge, Rotation, SessionRecord, Signals, Store, StoreResult, UserRecord,
+    KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store, StoreResult, UserRecord,
     UserRevocation, queries as q,
     rows::{RefreshRow, RevocationRow, ThrottleRow},
-    sql::{Backend, SqlStore},
+    sql::{Backend, Revoked, SqlStore},
 };
 use crate::domain::{
     UnixMs,
@@ -117,25 +117,40 @@ where
         Ok(())
     }
 
-    async fn create_session(
-        &self,
-        s: &SessionRecord,
-        token_hash: &TokenHash,
-        password_hash: &str,
-    ) -> StoreResult<bool> {
+    async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
+        let s = new.session;
         let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
             .bind(&s.user_id)
-            .bind(password_hash)
+            .bind(new.checked_hash)
+            .bind(new.rehashed.unwrap_or(new.checked_hash))
             .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&locked) != 1 {
-            return Ok(false);
+            return Ok(None);
         }
+        // Under the user's row lock: concurrent logins of the user take their turns, so the cap
+        // holds exactly.
+        let keep = i64::from(new.max_live_sessions.saturating_sub(1));
+        let evicted: Vec<String> = sqlx::query_scalar(q::EVICT_SESSIONS)
+            .bind(s.created_at)
+            .bind(&s.user_id)
+            .bind(i64::from(new.max_live_sessions))
+            .bind(keep)
+            .fetch_all(&mut *tx)
+            .await?;
+        let revoked = Revoked {
+            ids: &evicted,
+            user_id: &s.user_id,
+            reason: Reason::Evicted,
+            now: s.created_at,
+            expires_at: new.events_expire_at,
+        };
+        let events = self.record_revoked(&mut tx, &revoked, None).await?;
         Self::insert_session(&mut tx, s).await?;
-        Self::insert_token(&mut tx, token_hash, &s.id, s.generation, s.created_at).await?;
+        Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(events))
     }
 
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
@@ -219,19 +234,20 @@ where
             .bind(&r.user_id)
             .fetch_all(&mut *tx)
             .await?;
-        let mut events = Vec::with_capacity(revoked.len() + 1);
-        for id in revoked {
-            Self::audit(&mut tx, r.now, r.reason, &r.user_id, Some(&id)).await?;
-            let target = RevocationTarget::Session(id);
-            events.push(Self::append_event(&mut tx, target, r.now, r.expires_at).await?);
-        }
+        let sessions = Revoked {
+            ids: &revoked,
+            user_id: &r.user_id,
+            reason: r.reason,
+            now: r.now,
+            expires_at: r.expires_at,
+        };
         let cutoff = RevocationTarget::User {
             user_id: r.user_id.clone(),
             not_before: r.not_before,
         };
-        let last = Self::append_event(&mut tx, cutoff, r.now, r.expires_at).await?;
-        self.announce(&mut tx, last.seq).await?;
-        events.push(last);
+        let events = self
+            .record_revoked(&mut tx, &sessions, Some(cutoff))
+            .await?;
         tx.commit().await?;
         Ok(events)
     }

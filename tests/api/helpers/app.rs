@@ -14,6 +14,7 @@ use latchkey::{
     domain::types::{Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
     service::{Clock, ManualClock, Service, SystemClock},
+    store::{self, Store},
 };
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -161,6 +162,13 @@ impl TestApp {
     /// Creates a user; its id.
     pub async fn add_user(&self, name: &str, password: &str, scopes: &[&str]) -> String {
         create_user(&self.service, name, password, scopes).await
+    }
+
+    /// The server's store, opened a second time beside it: for tests that look at what was written.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        store::connect(&self.database_url, store::Mode::Existing)
+            .await
+            .expect("the store opens")
     }
 
     /// A user `alice` with password `correct horse`, logged in.

@@ -63,6 +63,23 @@ impl TestApp {
         response.map(tonic::Response::into_inner)
     }
 
+    /// A login asking for `scopes` by name.
+    pub async fn login_with_scopes(
+        &self,
+        name: &str,
+        password: &str,
+        scopes: &[&str],
+    ) -> pb::TokenResponse {
+        let request = pb::LoginRequest {
+            username: name.into(),
+            password: password.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let response = self.client.clone().login(request).await;
+        response.expect("login succeeds").into_inner()
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Result<pb::TokenResponse, Status> {
         refresh_with(&self.client, refresh_token).await
     }

@@ -6,8 +6,8 @@ use latchkey::grpc::pb;
 use tonic::Code;
 
 use crate::helpers::{
-    app::{spawn_app, spawn_app_with, username},
-    client::reason,
+    app::{spawn_app, spawn_app_in, spawn_app_with, use_store, username},
+    client::{reason, with_bearer},
 };
 
 #[tokio::test]
@@ -152,6 +152,68 @@ async fn only_held_scopes_are_granted() {
         (info.scope.as_str(), info.client_id.as_str()),
         ("write", "billing")
     );
+}
+
+#[tokio::test]
+async fn an_everyday_login_never_carries_admin_which_is_granted_only_by_name() {
+    let app = spawn_app().await;
+    app.add_user("root", "root password", &["read", "latchkey.admin"])
+        .await;
+    let bob_id = app.add_user("bob", "bob's password", &[]).await;
+    let everyday = app.login("root", "root password").await;
+    assert_eq!(everyday.scope, "read");
+    assert_eq!(app.introspect(&everyday.access_token).await.scope, "read");
+    let request = pb::LogoutAllRequest {
+        user_id: bob_id.clone(),
+    };
+    let status = app
+        .client
+        .clone()
+        .logout_all(with_bearer(request, &everyday.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "NOT_ALLOWED");
+
+    let admin = app
+        .login_with_scopes("root", "root password", &["latchkey.admin"])
+        .await;
+    assert_eq!(admin.scope, "latchkey.admin");
+    let request = pb::LogoutAllRequest { user_id: bob_id };
+    let response = app
+        .client
+        .clone()
+        .logout_all(with_bearer(request, &admin.access_token))
+        .await;
+    assert!(response.is_ok());
+}
+
+#[tokio::test]
+async fn a_login_rehashes_a_password_stored_under_other_argon2_parameters() {
+    let app = spawn_app().await;
+    app.add_user("alice", "correct horse", &[]).await;
+    let url = app.database_url.clone();
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |a| {
+        use_store(a, &url, None);
+        a.password_iterations = Some(2);
+    })
+    .await;
+    let store = app.store().await;
+    let stored = || async {
+        let user = store.user_by_name("alice").await.unwrap().unwrap();
+        user.password_hash.expose().clone()
+    };
+    let old = stored().await;
+    assert!(old.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{old}");
+    assert!(app.try_login("alice", "wrong").await.is_err());
+    assert_eq!(stored().await, old, "a failed login changes nothing");
+
+    app.login("alice", "correct horse").await;
+    let new = stored().await;
+    assert!(new.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{new}");
+    app.login("alice", "correct horse").await;
+    assert_eq!(stored().await, new, "hashed under today's parameters: kept");
+    assert!(app.try_login("alice", "wrong").await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -115,7 +115,9 @@ async fn logout_all_of_another_user_needs_the_admin_scope() {
     let bob = app.login("bob", "bob's password").await;
     app.add_user("root", "root password", &["latchkey.admin"])
         .await;
-    let root = app.login("root", "root password").await;
+    let root = app
+        .login_with_scopes("root", "root password", &["latchkey.admin"])
+        .await;
 
     let by_alice = pb::LogoutAllRequest {
         user_id: bob_id.clone(),
@@ -142,6 +144,28 @@ async fn logout_all_of_another_user_needs_the_admin_scope() {
     assert_eq!(revoked.into_inner().revoked_sessions, 1);
     assert!(!app.introspect(&bob.access_token).await.active);
     assert!(app.introspect(&root.access_token).await.active);
+}
+
+#[tokio::test]
+async fn revoking_what_is_already_revoked_writes_nothing() {
+    let app = spawn_app().await;
+    let pair = app.alice().await;
+    let ended = app.login("alice", "correct horse").await;
+    let store = app.store().await;
+    app.revoke(&pair.access_token).await.unwrap();
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    assert_eq!(feed.len(), 2, "its session and its jti");
+    for token in [&pair.access_token, &pair.access_token, &pair.refresh_token] {
+        app.revoke(token).await.unwrap();
+    }
+    assert_eq!(store.revocations_after(0, 100).await.unwrap(), feed);
+
+    // A session ended by LogoutAll: its access token revokes nothing more either.
+    let logout = with_bearer(pb::LogoutAllRequest::default(), &ended.access_token);
+    app.client.clone().logout_all(logout).await.unwrap();
+    let feed = store.revocations_after(0, 100).await.unwrap();
+    app.revoke(&ended.access_token).await.unwrap();
+    assert_eq!(store.revocations_after(0, 100).await.unwrap(), feed);
 }
 
 #[tokio::test]
