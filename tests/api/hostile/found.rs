@@ -12,7 +12,10 @@ async fn an_admin_logging_out_a_user_id_with_a_nul_byte_gets_ok_with_zero() {
     let app = spawn_app().await;
     app.add_user("root", "battery staple", &["latchkey.admin"])
         .await;
-    let token = app.login("root", "battery staple").await.access_token;
+    let token = app
+        .login_with_scopes("root", "battery staple", &["latchkey.admin"])
+        .await
+        .access_token;
     for user_id in ["\0", "9f0c1c1e-0000-4000-8000-000000000000\0", "a\0b"] {
         let request = pb::LogoutAllRequest {
             user_id: user_id.into(),

@@ -1,15 +1,14 @@
 //! What the contract (docs/API.md) lets each method answer, and the judge of one answer.
 //!
 //! A failure must carry a `google.rpc.ErrorInfo` with domain `latchkey`, a reason the method may
-//! give, and that reason's status code. Without `ErrorInfo`, only what tonic itself answers before
+//! give, and that reason's status code; any method may answer a body over the 64 KiB request limit
+//! with `RESOURCE_EXHAUSTED` / `REQUEST_TOO_LARGE` (API.md's Limits). Without `ErrorInfo`, only what tonic itself answers before
 //! latchkey's code runs is allowed, each exactly where it can happen:
 //!
 //! - `INTERNAL` "failed to decode Protobuf message: …", for a body that is not the request message.
 //!   That is tonic-prost's codec (its `from_decode_error`), following gRPC's status-code guide
 //!   ("Error parsing request proto: INTERNAL"); the body is decoded here too, so latchkey never
 //!   gets an `INTERNAL` past a message that decodes.
-//! - `OUT_OF_RANGE` for a body over the 64 KiB request limit (AuthService and ext_authz; API.md's
-//!   Limits).
 //! - `NOT_FOUND` from Health `Check` for a service name other than `""` and AuthService.
 //!
 //! Never `UNKNOWN`, `CANCELLED`, `DEADLINE_EXCEEDED` or a transport error.
@@ -187,6 +186,12 @@ pub fn judge(method: Method, body: &[u8], outcome: &Outcome) -> Result<(), Strin
 fn failure_fits(method: Method, body: &[u8], status: &Status) -> Result<(), String> {
     let code = status.code();
     if let Some(info) = status.get_details_error_info() {
+        let too_large = info.reason == "REQUEST_TOO_LARGE"
+            && code == Code::ResourceExhausted
+            && body.len() > MAX_REQUEST_BYTES;
+        if too_large && info.domain == "latchkey" {
+            return Ok(());
+        }
         let allowed = method.reasons().contains(&info.reason.as_str());
         let its_code = REASONS.iter().any(|(r, c)| *r == info.reason && *c == code);
         if allowed && its_code && info.domain == "latchkey" {
@@ -206,7 +211,6 @@ fn failure_fits(method: Method, body: &[u8], status: &Status) -> Result<(), Stri
                 .starts_with("failed to decode Protobuf message")
                 && !method.decodes(body)
         }
-        Code::OutOfRange => body.len() > MAX_REQUEST_BYTES && method != Method::HealthCheck,
         Code::NotFound => {
             method == Method::HealthCheck
                 && HealthCheckRequest::decode(body)
