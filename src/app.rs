@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, Periods, redact_url},
-    grpc, http,
+    grpc, http, listen,
     service::{Clock, Service, ServiceCell, ServiceError},
     store::{self, Mode, StoreError},
 };
@@ -114,8 +114,12 @@ impl App {
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey listening; serving once the store is reached");
         let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
             .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
-        let http_server = axum::serve(self.http, http::router(self.cell.clone(), metrics.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http_server = listen::serve_http(
+            self.http,
+            http::router(self.cell.clone(), metrics.clone()),
+            self.config.connections.http,
+            stop_rx.clone(),
+        );
         let servers = async {
             let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
             grpc_result.context("gRPC server")?;

@@ -2,6 +2,7 @@
 //! install, nothing to start. The fast subset: `cargo test --test api -- inprocess::`. With
 //! `LATCHKEY_TEST_BACKEND=postgres` the same tests run on PostgreSQL (as `.ci/run` does).
 
+mod connections;
 mod ext_authz;
 mod login;
 mod ops;
