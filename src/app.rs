@@ -96,16 +96,21 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        grpc::set_serving(&reporter, false).await;
+        let (ready_tx, ready) = watch::channel(false);
+        let serving = Serving {
+            reporter,
+            ready: Arc::new(ready_tx),
+        };
+        serving.set(false).await;
         let metrics = crate::telemetry::metrics();
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let announcer = reporter.clone();
+        let announcer = serving.clone();
         tokio::spawn(async move {
             shutdown.await;
             info!("shutting down: finishing in-flight calls");
             let _ = stop_tx.send(true);
-            grpc::set_serving(&announcer, false).await;
+            announcer.set(false).await;
         });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -116,7 +121,7 @@ impl App {
             .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
         let http_server = listen::serve_http(
             self.http,
-            http::router(self.cell.clone(), metrics.clone()),
+            http::router(self.cell.clone(), metrics.clone(), ready),
             self.config.connections.http,
             stop_rx.clone(),
         );
@@ -131,7 +136,7 @@ impl App {
             self.config,
             self.clock,
             self.cell,
-            reporter,
+            serving,
             stop_rx.clone(),
             metrics,
             addrs,
@@ -163,13 +168,29 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
         .with_keepalive(Some(Duration::from_secs(60)))
 }
 
+/// gRPC health and HTTP readiness, switched together: a probe reads the state the health check
+/// last found and never reaches the store itself.
+#[derive(Clone)]
+struct Serving {
+    reporter: HealthReporter,
+    ready: Arc<watch::Sender<bool>>,
+}
+
+impl Serving {
+    /// Readiness first, so that whoever sees health SERVING also finds `/readyz` ready.
+    async fn set(&self, serving: bool) {
+        self.ready.send_replace(serving);
+        grpc::set_serving(&self.reporter, serving).await;
+    }
+}
+
 /// Sets up the data directory, opens the service (retrying while the store is unreachable), then
 /// runs the background tasks. Returns only with a fatal error.
 async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
     cell: Arc<ServiceCell>,
-    reporter: HealthReporter,
+    serving: Serving,
     stop: watch::Receiver<bool>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     (grpc_addr, http_addr): (SocketAddr, SocketAddr),
@@ -194,14 +215,14 @@ async fn start(
         }
     };
     if !*stop.borrow() {
-        grpc::set_serving(&reporter, true).await;
+        serving.set(true).await;
     }
     cell.set(service.clone());
     info!(grpc = %grpc_addr, http = %http_addr, "latchkey serving; store reached, ready");
     let mut tasks = JoinSet::new();
     spawn_background(&mut tasks, service.clone(), metrics, &periods);
     // Health follows the store: NOT_SERVING while it does not answer, and from shutdown on.
-    let mut serving = true;
+    let mut healthy_before = true;
     loop {
         tokio::time::sleep(periods.health_check).await;
         let ping = tokio::time::timeout(periods.health_check, service.ping()).await;
@@ -209,14 +230,14 @@ async fn start(
         if *stop.borrow() {
             std::future::pending::<()>().await;
         }
-        if serving != healthy {
+        if healthy_before != healthy {
             if healthy {
                 info!("store reachable again: health SERVING");
             } else {
                 warn!("store unreachable: health NOT_SERVING");
             }
-            grpc::set_serving(&reporter, healthy).await;
-            serving = healthy;
+            serving.set(healthy).await;
+            healthy_before = healthy;
         }
     }
 }
