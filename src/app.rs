@@ -7,7 +7,6 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
@@ -117,12 +116,16 @@ impl App {
         };
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey listening; serving once the store is reached");
+        let limits = self.config.connections;
         let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
-            .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
+            .serve_with_incoming_shutdown(
+                listen::grpc_incoming(self.grpc, limits.grpc),
+                stopped(stop_rx.clone()),
+            );
         let http_server = listen::serve_http(
             self.http,
             http::router(self.cell.clone(), metrics.clone(), ready),
-            self.config.connections.http,
+            limits.http,
             stop_rx.clone(),
         );
         let servers = async {
@@ -158,14 +161,6 @@ impl App {
         info!("stopped");
         result
     }
-}
-
-/// Accepted gRPC connections with TCP_NODELAY (without it, Nagle's algorithm and delayed ACKs add
-/// up to 40 ms to a call whose response goes out in several writes) and TCP keepalive.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
 }
 
 /// gRPC health and HTTP readiness, switched together: a probe reads the state the health check

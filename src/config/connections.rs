@@ -17,6 +17,13 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 pub(super) fn connections(args: &ConfigArgs) -> anyhow::Result<Connections> {
     Ok(Connections {
+        grpc: limits(
+            ("LATCHKEY_MAX_CONNECTIONS", args.max_connections, 10_000),
+            (
+                "LATCHKEY_GRPC_HANDSHAKE_TIMEOUT",
+                &args.grpc_handshake_timeout,
+            ),
+        )?,
         http: limits(
             (
                 "LATCHKEY_HTTP_MAX_CONNECTIONS",
@@ -56,6 +63,13 @@ mod tests {
         let defaults = Config::resolve(ConfigArgs::default()).unwrap().connections;
         let ten = Duration::from_secs(10);
         assert_eq!(
+            defaults.grpc,
+            Limits {
+                max_connections: 10_000,
+                handshake_timeout: ten
+            }
+        );
+        assert_eq!(
             defaults.http,
             Limits {
                 max_connections: 1024,
@@ -63,23 +77,26 @@ mod tests {
             }
         );
         let args = ConfigArgs {
+            max_connections: Some(3),
+            grpc_handshake_timeout: Some("1s".into()),
             http_max_connections: Some(5),
             http_header_timeout: Some("2s".into()),
             ..Default::default()
         };
         let set = Config::resolve(args).unwrap().connections;
-        assert_eq!(set.http.max_connections, 5);
+        assert_eq!((set.grpc.max_connections, set.http.max_connections), (3, 5));
+        assert_eq!(set.grpc.handshake_timeout, Duration::from_secs(1));
         assert_eq!(set.http.handshake_timeout, Duration::from_secs(2));
     }
 
     #[test]
     fn no_connections_at_all_and_instant_deadlines_are_refused() {
         let error = refusal(ConfigArgs {
-            http_max_connections: Some(0),
+            max_connections: Some(0),
             ..Default::default()
         });
         assert!(
-            error.starts_with("LATCHKEY_HTTP_MAX_CONNECTIONS=0 must be between 1 and"),
+            error.starts_with("LATCHKEY_MAX_CONNECTIONS=0 must be between 1 and"),
             "{error}"
         );
         let error = refusal(ConfigArgs {
@@ -99,11 +116,11 @@ mod tests {
             "{error}"
         );
         let error = refusal(ConfigArgs {
-            http_header_timeout: Some("soon".into()),
+            grpc_handshake_timeout: Some("soon".into()),
             ..Default::default()
         });
         assert!(
-            error.starts_with("LATCHKEY_HTTP_HEADER_TIMEOUT=\"soon\""),
+            error.starts_with("LATCHKEY_GRPC_HANDSHAKE_TIMEOUT=\"soon\""),
             "{error}"
         );
     }

@@ -2,6 +2,8 @@
 //! exhaust at no cost to itself (slowloris): a cap on the connections open at once, and a deadline
 //! on what a new connection must send before it is served.
 //!
+//! - [`grpc_incoming`]: the gRPC port's accepted connections, as tonic serves them. The deadline
+//!   covers the HTTP/2 handshake (the client's preface and its first SETTINGS frame).
 //! - [`serve_http`]: the HTTP port's accept loop and HTTP/1.1 connections. The deadline covers each
 //!   request's headers, counted from the connection's opening or from its previous response.
 //!
@@ -11,18 +13,22 @@
 //! would be served long after their client gave up. Refusals are counted in
 //! `latchkey_connections_refused_total{port}`.
 //!
-//! TLS (issue 8) slots in between accepting and serving: the TLS handshake runs after a connection
-//! has its slot, under the handshake deadline, and the TLS stream then takes the TCP stream's
-//! place (see the comment at the spot).
+//! TLS (issue 8) slots in between accepting and serving, in both loops: the TLS handshake runs
+//! after a connection has its slot and before the handshake deadline, under the same deadline,
+//! and the TLS stream then takes the TCP stream's place (see the comments at the two spots).
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
+mod grpc;
 mod http;
 
-pub use self::http::serve_http;
+pub use self::{
+    grpc::{Guarded, grpc_incoming},
+    http::serve_http,
+};
 
 /// The limits of one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,7 @@ pub struct Limits {
 /// The limits of both ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
+    pub grpc: Limits,
     pub http: Limits,
 }
 
