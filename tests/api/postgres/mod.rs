@@ -6,3 +6,4 @@
 mod crash;
 mod fleet;
 mod outage;
+mod tls;
