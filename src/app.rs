@@ -7,13 +7,12 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::{
     config::{Config, Periods, redact_url},
-    grpc, http,
+    grpc, http, listen,
     service::{Clock, Service, ServiceCell, ServiceError},
     store::{self, Mode, StoreError},
 };
@@ -96,26 +95,39 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        grpc::set_serving(&reporter, false).await;
+        let (ready_tx, ready) = watch::channel(false);
+        let serving = Serving {
+            reporter,
+            ready: Arc::new(ready_tx),
+        };
+        serving.set(false).await;
         let metrics = crate::telemetry::metrics();
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let announcer = reporter.clone();
+        let announcer = serving.clone();
         tokio::spawn(async move {
             shutdown.await;
             info!("shutting down: finishing in-flight calls");
             let _ = stop_tx.send(true);
-            grpc::set_serving(&announcer, false).await;
+            announcer.set(false).await;
         });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey listening; serving once the store is reached");
+        let limits = self.config.connections;
         let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
-            .serve_with_incoming_shutdown(incoming(self.grpc), stopped(stop_rx.clone()));
-        let http_server = axum::serve(self.http, http::router(self.cell.clone(), metrics.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+            .serve_with_incoming_shutdown(
+                listen::grpc_incoming(self.grpc, limits.grpc),
+                stopped(stop_rx.clone()),
+            );
+        let http_server = listen::serve_http(
+            self.http,
+            http::router(self.cell.clone(), metrics.clone(), ready),
+            limits.http,
+            stop_rx.clone(),
+        );
         let servers = async {
             let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
             grpc_result.context("gRPC server")?;
@@ -127,7 +139,7 @@ impl App {
             self.config,
             self.clock,
             self.cell,
-            reporter,
+            serving,
             stop_rx.clone(),
             metrics,
             addrs,
@@ -151,12 +163,20 @@ impl App {
     }
 }
 
-/// Accepted gRPC connections with TCP_NODELAY (without it, Nagle's algorithm and delayed ACKs add
-/// up to 40 ms to a call whose response goes out in several writes) and TCP keepalive.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
+/// gRPC health and HTTP readiness, switched together: a probe reads the state the health check
+/// last found and never reaches the store itself.
+#[derive(Clone)]
+struct Serving {
+    reporter: HealthReporter,
+    ready: Arc<watch::Sender<bool>>,
+}
+
+impl Serving {
+    /// Readiness first, so that whoever sees health SERVING also finds `/readyz` ready.
+    async fn set(&self, serving: bool) {
+        self.ready.send_replace(serving);
+        grpc::set_serving(&self.reporter, serving).await;
+    }
 }
 
 /// Sets up the data directory, opens the service (retrying while the store is unreachable), then
@@ -165,7 +185,7 @@ async fn start(
     config: Config,
     clock: Arc<dyn Clock>,
     cell: Arc<ServiceCell>,
-    reporter: HealthReporter,
+    serving: Serving,
     stop: watch::Receiver<bool>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     (grpc_addr, http_addr): (SocketAddr, SocketAddr),
@@ -190,14 +210,14 @@ async fn start(
         }
     };
     if !*stop.borrow() {
-        grpc::set_serving(&reporter, true).await;
+        serving.set(true).await;
     }
     cell.set(service.clone());
     info!(grpc = %grpc_addr, http = %http_addr, "latchkey serving; store reached, ready");
     let mut tasks = JoinSet::new();
     spawn_background(&mut tasks, service.clone(), metrics, &periods);
     // Health follows the store: NOT_SERVING while it does not answer, and from shutdown on.
-    let mut serving = true;
+    let mut healthy_before = true;
     loop {
         tokio::time::sleep(periods.health_check).await;
         let ping = tokio::time::timeout(periods.health_check, service.ping()).await;
@@ -205,14 +225,14 @@ async fn start(
         if *stop.borrow() {
             std::future::pending::<()>().await;
         }
-        if serving != healthy {
+        if healthy_before != healthy {
             if healthy {
                 info!("store reachable again: health SERVING");
             } else {
                 warn!("store unreachable: health NOT_SERVING");
             }
-            grpc::set_serving(&reporter, healthy).await;
-            serving = healthy;
+            serving.set(healthy).await;
+            healthy_before = healthy;
         }
     }
 }

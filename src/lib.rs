@@ -15,7 +15,8 @@
 //! - [`store`] is persistence behind one trait, one module per database.
 //! - [`app`] wires them into a running server (and fills the edges' [`service::ServiceCell`] once
 //!   the store is reached); [`config`] reads the settings; [`data_dir`] sets up or opens the data
-//!   directory and the master key.
+//!   directory and the master key; [`listen`] accepts the connections of both ports, within their
+//!   caps and handshake deadlines.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod data_dir;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod listen;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -38,6 +38,19 @@ pub struct ConfigArgs {
     /// HTTP listen address: JWKS, health, metrics [default: 127.0.0.1:8080].
     #[arg(long, env = "LATCHKEY_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
+    /// Most gRPC connections open at once; more are closed as soon as accepted [default: 10000].
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// How long a gRPC connection may take to send the HTTP/2 preface and settings [default: 10s].
+    #[arg(long, env = "LATCHKEY_GRPC_HANDSHAKE_TIMEOUT", global = true)]
+    pub grpc_handshake_timeout: Option<String>,
+    /// Most HTTP connections open at once; more are closed as soon as accepted [default: 1024].
+    #[arg(long, env = "LATCHKEY_HTTP_MAX_CONNECTIONS", global = true)]
+    pub http_max_connections: Option<usize>,
+    /// How long an HTTP connection may take to send a request's headers, from its opening or its
+    /// previous response [default: 10s].
+    #[arg(long, env = "LATCHKEY_HTTP_HEADER_TIMEOUT", global = true)]
+    pub http_header_timeout: Option<String>,
     /// `iss` of issued tokens [default: latchkey].
     #[arg(long, env = "LATCHKEY_ISSUER", global = true)]
     pub issuer: Option<String>,

@@ -6,6 +6,7 @@
 
 mod args;
 mod check;
+mod connections;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use crate::{
     crypto::{keys::SigningAlg, password::Cost, seal::MasterKey},
     data_dir::DataDir,
     domain::{family::Lifetimes, secret::Secret, throttle::Policy},
+    listen::Connections,
     service::{FeedLimits, Settings},
     telemetry::{self, LogFormat, Logging},
 };
@@ -31,6 +33,8 @@ pub struct Config {
     pub database_url: Secret<String>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Connection caps and handshake deadlines of both ports.
+    pub connections: Connections,
     pub settings: Settings,
     pub periods: Periods,
     /// How long in-flight calls may take to finish after a shutdown signal.
@@ -100,6 +104,7 @@ impl Config {
                 args.http_addr.clone(),
                 "127.0.0.1:8080",
             )?,
+            connections: connections::connections(&args)?,
             settings: settings(&args)?,
             periods: periods(&args)?,
             shutdown_grace: duration("LATCHKEY_SHUTDOWN_GRACE", args.shutdown_grace, "10s")?,

@@ -1,7 +1,7 @@
 //! The HTTP side port: the JWKS for verifiers that check tokens locally (and Envoy's jwt_authn),
 //! liveness, readiness and Prometheus metrics.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -11,6 +11,7 @@ use axum::{
     routing::get,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
 
 use crate::service::ServiceCell;
 
@@ -18,15 +19,25 @@ use crate::service::ServiceCell;
 struct AppState {
     cell: Arc<ServiceCell>,
     metrics: PrometheusHandle,
+    ready: watch::Receiver<bool>,
 }
 
-pub fn router(cell: Arc<ServiceCell>, metrics: PrometheusHandle) -> Router {
+/// `ready` is the server's health status (true: SERVING), which the readiness probe reports.
+pub fn router(
+    cell: Arc<ServiceCell>,
+    metrics: PrometheusHandle,
+    ready: watch::Receiver<bool>,
+) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .with_state(AppState { cell, metrics })
+        .with_state(AppState {
+            cell,
+            metrics,
+            ready,
+        })
 }
 
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
@@ -44,17 +55,23 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Ready once started and while the store answers within a second.
+/// Ready while gRPC health says SERVING: once started, while the store answered the health
+/// check's last ping, until shutdown. The probe itself never reaches the store, so probes at any
+/// rate cost it nothing.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let Ok(service) = state.cell.get() else {
+    if state.cell.get().is_err() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "starting: store not reached yet\n",
         );
-    };
-    match tokio::time::timeout(Duration::from_secs(1), service.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    }
+    if *state.ready.borrow() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store does not answer, or shutting down\n",
+        )
     }
 }
 

@@ -135,6 +135,7 @@ impl Service {
 
     /// Answers when the store does: for readiness and the health status.
     pub async fn ping(&self) -> ServiceResult<()> {
+        metrics::counter!("latchkey_store_pings_total").increment(1);
         Ok(self.store.ping().await?)
     }
 

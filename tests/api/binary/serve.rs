@@ -161,3 +161,38 @@ async fn health_readiness_and_metrics_answer() {
         );
     }
 }
+
+/// The store pings counted so far by the server at `addr`, once it has counted any.
+async fn pings(addr: std::net::SocketAddr) -> Option<f64> {
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    samples(&metrics).get("latchkey_store_pings_total").copied()
+}
+
+#[tokio::test]
+async fn readiness_probes_at_any_rate_do_not_reach_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    server.ready().await;
+    // The health check pings every second (LATCHKEY_HEALTH_CHECK_INTERVAL): wait for its first.
+    let mut before = None;
+    for _ in 0..100 {
+        before = pings(server.http_addr).await;
+        if before.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = before.expect("the health check pings the store");
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        assert_eq!(http_get(server.http_addr, "/readyz").await.0, 200);
+    }
+    let elapsed = started.elapsed();
+    let during = pings(server.http_addr).await.unwrap() - before;
+    // The health check's own, one a second, and nothing for the 200 probes.
+    let health_checks = elapsed.as_secs_f64().ceil() + 1.0;
+    assert!(
+        during <= health_checks,
+        "{during} pings during 200 probes in {elapsed:?}"
+    );
+}

@@ -46,6 +46,8 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     running: bool,
+    /// Extra `-c` settings for the server, from the next start.
+    settings: Vec<String>,
 }
 
 impl Cluster {
@@ -77,6 +79,7 @@ impl Cluster {
             bin,
             port,
             running: false,
+            settings: Vec::new(),
         };
         let data = cluster.data();
         cluster.run(
@@ -92,6 +95,10 @@ impl Cluster {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A PostgreSQL program, run as the cluster's owner.
@@ -122,12 +129,42 @@ impl Cluster {
         );
     }
 
+    /// From the next start, serves TLS with this certificate (PEM, with its chain) and key, and
+    /// only TLS over TCP: `pg_hba.conf` then has only `hostssl` lines, so every connection that
+    /// gets in is encrypted.
+    pub fn require_tls(&mut self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.path().join("data");
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+        for (file, text, mode) in [
+            ("server.crt", cert_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+            ("pg_hba.conf", hba, 0o600),
+        ] {
+            let path = data.join(file);
+            std::fs::write(&path, text).expect("cluster file written");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            if is_root() {
+                // PostgreSQL refuses a key that is not its own.
+                let chown = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&path)
+                    .status();
+                assert!(chown.expect("chown runs").success(), "chown {file}");
+            }
+        }
+        self.settings.push("ssl=on".into());
+    }
+
     pub fn start(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let log = self.dir.path().join("postgres.log").display().to_string();
         let data = self.data();
         self.run(

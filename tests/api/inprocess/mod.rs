@@ -3,6 +3,7 @@
 //! `LATCHKEY_TEST_BACKEND=postgres` the same tests run on PostgreSQL (as `.ci/run` does).
 
 mod abuse;
+mod connections;
 mod ext_authz;
 mod feed;
 mod login;

@@ -9,4 +9,5 @@ mod crash;
 mod feed;
 mod fleet;
 mod outage;
+mod tls;
 mod verifier;
