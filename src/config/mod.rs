@@ -3,6 +3,8 @@
 //! variables into it when the command line is parsed, and [`Config::resolve`] lays it over the
 //! file, fills in the defaults and checks every value, naming the setting by its variable when one
 //! is refused. Durations are humantime strings ("15m", "14d"). Secrets are redacted from `Debug`.
+//! Somewhat over 300 lines: the defaults and checks of every setting sit together here, so that
+//! one read shows what each setting accepts (the connection settings are in `connections.rs`).
 
 mod args;
 mod check;

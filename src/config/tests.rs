@@ -1,3 +1,6 @@
+//! The settings' unit tests: one per refusal, each asserting the message names the setting (a
+//! table of cases, so the file runs past 300 lines).
+
 use clap::{Args, Command};
 
 use super::*;

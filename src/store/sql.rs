@@ -1,7 +1,8 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
 //! lookup, and the writes made inside a caller's transaction (a session, a refresh token, feed
 //! events, audit rows), which commit with it. The `Store` impl itself is in `store_impl.rs`;
-//! [`Backend`] holds the little that differs between drivers.
+//! [`Backend`] holds the little that differs between drivers. A few lines over 300: the shared
+//! steps stay beside the bounds they need.
 
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
