@@ -178,3 +178,23 @@ impl TestApp {
         self.login("alice", "correct horse").await
     }
 }
+
+/// A server hashing one password at a time at the OWASP cost, and a burst of 40 logins of 40
+/// names (one attempt each: the throttle stays out of it), which overflows its bounded queue of 8:
+/// the server, the names and their answers.
+pub async fn overloaded_burst() -> (
+    TestApp,
+    Vec<String>,
+    Vec<Result<pb::TokenResponse, tonic::Status>>,
+) {
+    let app = spawn_app_with(|a| {
+        a.hash_concurrency = Some(1);
+        a.password_memory_kib = None;
+        a.password_iterations = None;
+    })
+    .await;
+    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    let results =
+        futures_util::future::join_all(names.iter().map(|n| app.try_login(n, "guess"))).await;
+    (app, names, results)
+}

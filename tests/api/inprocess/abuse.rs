@@ -4,26 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use latchkey::{domain::revocation::RevocationTarget, grpc::pb, service::Clock};
 use tonic::Code;
 
 use crate::helpers::{
-    app::{spawn_app, spawn_app_with},
+    app::{overloaded_burst, spawn_app, spawn_app_with},
     client::{reason, with_bearer},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_turned_away_as_overloaded_has_written_nothing() {
-    // One hash at a time at the OWASP cost, so a burst overflows the bounded queue.
-    let app = spawn_app_with(|a| {
-        a.hash_concurrency = Some(1);
-        a.password_memory_kib = None;
-        a.password_iterations = None;
-    })
-    .await;
-    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
-    let results = join_all(names.iter().map(|name| app.try_login(name, "guess"))).await;
+    let (app, names, results) = overloaded_burst().await;
     let store = app.store().await;
     let mut overloaded = 0;
     for (name, result) in names.iter().zip(&results) {

@@ -6,7 +6,7 @@ use latchkey::grpc::pb;
 use tonic::Code;
 
 use crate::helpers::{
-    app::{spawn_app, spawn_app_in, spawn_app_with, use_store, username},
+    app::{overloaded_burst, spawn_app, spawn_app_in, spawn_app_with, use_store, username},
     client::{reason, with_bearer},
 };
 
@@ -218,16 +218,7 @@ async fn a_login_rehashes_a_password_stored_under_other_argon2_parameters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logins_beyond_the_hashing_queue_are_turned_away_as_overloaded() {
-    // One hash at a time at the OWASP cost, so a burst overflows the bounded queue.
-    let app = spawn_app_with(|a| {
-        a.hash_concurrency = Some(1);
-        a.password_memory_kib = None;
-        a.password_iterations = None;
-    })
-    .await;
-    // Forty names, one attempt each: the throttle stays out of it.
-    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
-    let results = join_all(names.iter().map(|name| app.try_login(name, "guess"))).await;
+    let (_app, _names, results) = overloaded_burst().await;
     let reasons: Vec<String> = results
         .iter()
         .map(|r| reason(r.as_ref().unwrap_err()))
