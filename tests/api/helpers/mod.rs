@@ -6,7 +6,8 @@
 //!   [`client`]: calls as clients make them (RPCs, bearer tokens, health, plain HTTP).
 //! - [`process`]: the `latchkey` binary (or any program) as a child process (one command builder, one reaper,
 //!   `Server` for `latchkey serve`); [`crash`]: the kill-mid-refresh scenario two tests run.
-//! - [`postgres`]: fresh databases and throwaway clusters.
+//! - [`postgres`]: fresh databases and throwaway clusters; [`certs`]: CAs and certificates for
+//!   the TLS tests.
 //! - [`peers`]: the Python peers and grpcurl, and how to install them; [`envoy`]: Envoy in front
 //!   of a server; [`compose`]: the Compose and Envoy files as PyYAML reads them.
 //! - [`dockerfile`]: the Dockerfile and its copy set.
@@ -15,6 +16,7 @@
 //! - [`log`]: the `TEST_LOG` switch.
 
 pub mod app;
+pub mod certs;
 pub mod client;
 pub mod compose;
 pub mod crash;

@@ -5,34 +5,15 @@
 
 use std::{path::Path, process::Output, time::Duration};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-
 use crate::helpers::{
     app::{spawn_app_with, use_store},
+    certs::Ca,
     postgres::Cluster,
     process::{latchkey_in, run, text},
 };
 
 /// In every URL. The cluster trusts its clients, so it is never checked; it must never be shown.
 const PASSWORD: &str = "pg-secret-never-shown";
-
-/// A CA of the test's own: its certificate (PEM) and what signs with it.
-fn certificate_authority(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().expect("a CA key");
-    let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("a CA certificate");
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// A server certificate for `localhost` only, signed by `ca`: certificate and key, PEM.
-fn server_certificate(ca: &Issuer<'static, KeyPair>) -> (String, String) {
-    let key = KeyPair::generate().expect("a server key");
-    let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("server parameters");
-    let cert = params.signed_by(&key, ca).expect("a server certificate");
-    (cert.pem(), key.serialize_pem())
-}
 
 /// `latchkey migrate` against `url`, which opens the store as `serve` does.
 async fn migrate(dir: &Path, url: &str) -> Output {
@@ -54,16 +35,15 @@ async fn refused(dir: &Path, url: &str, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_over_tls_verifies_the_server_and_refuses_one_that_does_not_verify() {
-    let (ca_pem, ca) = certificate_authority("latchkey test CA");
-    let (other_ca_pem, _) = certificate_authority("another CA");
-    let (cert, key) = server_certificate(&ca);
+    let ca = Ca::new("latchkey test CA");
+    let other_ca = Ca::new("another CA");
+    let server = ca.server(&["localhost"]);
     let mut cluster = Cluster::init();
-    cluster.require_tls(&cert, &key);
+    cluster.require_tls(&server.cert, &server.key);
     cluster.start();
     let dir = tempfile::tempdir().unwrap();
-    let (right, wrong) = (dir.path().join("ca.pem"), dir.path().join("other-ca.pem"));
-    std::fs::write(&right, ca_pem).unwrap();
-    std::fs::write(&wrong, other_ca_pem).unwrap();
+    let right = ca.write(dir.path(), "ca.pem");
+    let wrong = other_ca.write(dir.path(), "other-ca.pem");
     let url = |host: &str, params: &str| {
         let port = cluster.port();
         format!("postgres://postgres:{PASSWORD}@{host}:{port}/postgres?{params}")
