@@ -49,9 +49,14 @@ impl Ca {
 
     /// A server certificate for `names` (host names, or IP addresses written as such).
     pub fn server(&self, names: &[&str]) -> Pair {
-        let names = names.iter().map(|&name| name.to_owned()).collect::<Vec<_>>();
+        let names = names
+            .iter()
+            .map(|&name| name.to_owned())
+            .collect::<Vec<_>>();
         let mut params = CertificateParams::new(names).expect("server parameters");
-        params.distinguished_name.push(DnType::CommonName, "latchkey test server");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "latchkey test server");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
@@ -67,12 +72,16 @@ impl Ca {
         match identity {
             Identity::Uri(uri) => {
                 params.subject_alt_names = vec![SanType::URI(uri.try_into().expect("a URI"))];
-                params.distinguished_name.push(DnType::CommonName, "uri client");
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "uri client");
             }
             Identity::Dns(name) => {
                 params.subject_alt_names =
                     vec![SanType::DnsName(name.try_into().expect("a DNS name"))];
-                params.distinguished_name.push(DnType::CommonName, "dns client");
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "dns client");
             }
             Identity::CommonName(cn) => params.distinguished_name.push(DnType::CommonName, cn),
         }
