@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use latchkey::config::ConfigArgs;
+use tempfile::TempDir;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
@@ -122,5 +125,38 @@ impl Pair {
         std::fs::write(&files.cert, &self.cert).expect("writing a certificate");
         std::fs::write(&files.key, &self.key).expect("writing a key");
         files
+    }
+}
+
+/// A server's TLS set-up: a CA, a `localhost` certificate it signed, and the files they were
+/// written to (`ca.pem`, `server.crt`, `server.key`, in `dir`).
+pub struct ServerTls {
+    pub dir: TempDir,
+    pub ca: Ca,
+    pub ca_file: PathBuf,
+    pub server: PairFiles,
+}
+
+impl ServerTls {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ca = Ca::new("latchkey test CA");
+        let ca_file = ca.write(dir.path(), "ca.pem");
+        let server = ca.localhost().write(dir.path(), "server");
+        Self {
+            dir,
+            ca,
+            ca_file,
+            server,
+        }
+    }
+
+    /// TLS on both ports; mTLS with this CA as the client CA when `mtls`.
+    pub fn args(&self, args: &mut ConfigArgs, mtls: bool) {
+        args.tls_cert = Some(self.server.cert.display().to_string());
+        args.tls_key = Some(self.server.key.display().to_string());
+        if mtls {
+            args.tls_client_ca = Some(self.ca_file.display().to_string());
+        }
     }
 }
