@@ -83,13 +83,29 @@ pub fn verify(
     let claims = decode::<AccessClaims>(token, &key.decoding, &validation)
         .map_err(|_| Rejection::BadSignatureOrClaims)?
         .claims;
+    in_time(&claims, expect, now)?;
+    Ok(claims)
+}
+
+/// The time rules alone, for claims verified earlier: `exp`, `nbf` and `iat` against `now` (Unix
+/// seconds), with the leeway.
+pub fn in_time(claims: &AccessClaims, expect: &Expectations, now: i64) -> Result<(), Rejection> {
     if now >= claims.exp + expect.leeway {
         return Err(Rejection::Expired);
     }
     if now + expect.leeway < claims.nbf || now + expect.leeway < claims.iat {
         return Err(Rejection::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// A token's fingerprint (SHA-256): how a verified token is remembered without keeping the token.
+pub fn fingerprint(token: &str) -> [u8; 32] {
+    let mut fingerprint = [0; 32];
+    fingerprint.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    );
+    fingerprint
 }
 
 #[cfg(test)]

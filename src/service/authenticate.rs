@@ -1,8 +1,8 @@
 //! Who is calling: an access token checked without the database, its signature against the keys in
-//! memory and its revocation against the cache. This is the hot path of ext_authz and of every RPC
-//! that needs a caller, so it allocates nothing beyond the token's own claims.
+//! memory (once per token: see `verified`) and its revocation against the cache. This is the hot
+//! path of ext_authz and of every RPC that needs a caller.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceError, ServiceResult, verified::Verified};
 use crate::{
     crypto::jwt::{self, AccessClaims},
     domain::{scope::ADMIN_SCOPE, to_secs},
@@ -59,14 +59,30 @@ impl Service {
     }
 
     /// The claims of `token` if it is a genuine access token of ours, in time, and its signing key
-    /// is trusted. Says nothing about revocation.
+    /// is trusted. Says nothing about revocation. A token verified before is not checked again:
+    /// only its time and its key's trust are.
     pub(super) fn verify_signature(&self, token: &str) -> ServiceResult<Option<AccessClaims>> {
+        let now = to_secs(self.clock.now());
+        let fingerprint = jwt::fingerprint(token);
+        if let Some(seen) = self.verified.get(&fingerprint)? {
+            let trusted = self.keys.trusted(&seen.kid)?.is_some();
+            let in_time = jwt::in_time(&seen.claims, &self.expectations, now).is_ok();
+            return Ok((trusted && in_time).then_some(seen.claims));
+        }
         let Ok(kid) = jwt::key_id(token) else {
             return Ok(None);
         };
         let Some(key) = self.keys.trusted(&kid)? else {
             return Ok(None);
         };
-        Ok(jwt::verify(token, &key, &self.expectations, to_secs(self.clock.now())).ok())
+        let Ok(claims) = jwt::verify(token, &key, &self.expectations, now) else {
+            return Ok(None);
+        };
+        let seen = Verified {
+            kid,
+            claims: claims.clone(),
+        };
+        self.verified.insert(fingerprint, seen, now)?;
+        Ok(Some(claims))
     }
 }

@@ -1,10 +1,14 @@
 //! Introspect (RFC 7662): whether a token of either kind is active, and what it says. Access
-//! tokens are checked like bearers (see `authenticate`), after catching up with revocations made
-//! anywhere: Introspect is the authoritative check.
+//! tokens are checked like bearers (see `authenticate`), against revocations made anywhere up to
+//! [`FRESHNESS`] ago: from memory while the revocation cache keeps up (the feed is followed every
+//! 50 ms, and at once on NOTIFY), with a read of the store's feed otherwise. The username comes from
+//! memory too, once seen.
+
+use std::{collections::HashMap, sync::RwLock, time::Duration};
 
 use tracing::instrument;
 
-use super::{Service, ServiceResult};
+use super::{Service, ServiceError, ServiceResult};
 use crate::{
     crypto::refresh,
     domain::{
@@ -53,7 +57,7 @@ impl Service {
             return Ok(None);
         };
         self.revocations
-            .catch_up(self.store.as_ref(), self.clock.now())
+            .recent(self.store.as_ref(), self.clock.now(), FRESHNESS)
             .await?;
         if self.revocations.is_revoked(&claims)? {
             return Ok(None);
@@ -112,11 +116,44 @@ impl Service {
 
     /// The username for Introspect's answer (empty if the user is gone).
     async fn username_of(&self, user_id: &str) -> ServiceResult<String> {
-        Ok(self
-            .store
-            .user_by_id(user_id)
-            .await?
-            .map(|u| u.username)
-            .unwrap_or_default())
+        if let Some(name) = self.usernames.get(user_id)? {
+            return Ok(name);
+        }
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(String::new());
+        };
+        self.usernames.insert(user_id, &user.username)?;
+        Ok(user.username)
+    }
+}
+
+/// How old the newest revocation Introspect may miss is: API.md promises that a revocation made
+/// through any replica shows in Introspect on every replica within 100 ms.
+pub(super) const FRESHNESS: Duration = Duration::from_millis(100);
+
+/// Usernames by user id. A username never changes while its user exists; at most [`USERNAMES`]
+/// are kept, and a full cache starts again.
+#[derive(Default)]
+pub(super) struct Usernames(RwLock<HashMap<String, String>>);
+
+/// A few MiB of names at most.
+const USERNAMES: usize = 50_000;
+
+fn poisoned<T>(_: T) -> ServiceError {
+    ServiceError::internal("username cache lock poisoned")
+}
+
+impl Usernames {
+    fn get(&self, user_id: &str) -> ServiceResult<Option<String>> {
+        Ok(self.0.read().map_err(poisoned)?.get(user_id).cloned())
+    }
+
+    fn insert(&self, user_id: &str, username: &str) -> ServiceResult<()> {
+        let mut names = self.0.write().map_err(poisoned)?;
+        if names.len() >= USERNAMES {
+            names.clear();
+        }
+        names.insert(user_id.to_owned(), username.to_owned());
+        Ok(())
     }
 }

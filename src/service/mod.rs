@@ -8,7 +8,8 @@
 //! [`introspect`](Service::introspect), [`authenticate`](Service::authenticate) (the callers of the
 //! other RPCs, and ext_authz), [`list_sessions`](Service::list_sessions), user administration,
 //! signing keys, the revocation feed (`feed`, served from `feed_log` and kept up to date by
-//! `follow`) and housekeeping; `tokens` issues what login and refresh answer with.
+//! `follow`) and housekeeping; `tokens` issues what login and refresh answer with, and `verified`
+//! remembers the access tokens whose signature was checked.
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ mod revoke;
 mod sessions;
 mod tokens;
 mod users;
+mod verified;
 
 pub use authenticate::Caller;
 pub use cell::ServiceCell;
@@ -57,8 +59,10 @@ pub use tokens::TokenPair;
 pub use users::UserError;
 
 use addresses::{AddressLimit, MAX_ADDRESSES};
+use introspect::Usernames;
 use keys::Keyring;
 use revocations::RevocationCache;
+use verified::VerifiedTokens;
 
 /// Everything the use cases are tuned by.
 #[derive(Debug, Clone)]
@@ -94,6 +98,10 @@ pub struct Service {
     token_sealer: Sealer,
     /// What presented access tokens must match; derived once from the settings, not per check.
     expectations: Expectations,
+    /// Access tokens whose signature was checked already.
+    verified: VerifiedTokens,
+    /// Usernames by user id, for Introspect's answers.
+    usernames: Usernames,
     /// One permit per WatchRevocations stream that may open.
     watchers: Arc<Semaphore>,
 }
@@ -129,6 +137,8 @@ impl Service {
             revocations,
             token_sealer: master_key.sealer("refresh-tokens"),
             expectations,
+            verified: VerifiedTokens::default(),
+            usernames: Usernames::default(),
             watchers,
         })
     }

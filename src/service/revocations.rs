@@ -39,6 +39,8 @@ struct State {
     last_seq: i64,
     /// Monotonic, not the business clock: staleness is about the feed, not about token time.
     synced_at: Option<Instant>,
+    /// When the last sync that completed began: every event committed before then is here.
+    complete_as_of: Option<Instant>,
 }
 
 pub(super) struct RevocationCache {
@@ -134,8 +136,24 @@ impl RevocationCache {
         result
     }
 
+    /// Returns once the cache holds every event committed more than `within` ago: at once when a
+    /// sync that began since then has completed, else after catching up (see [`Self::catch_up`]).
+    pub(super) async fn recent(
+        &self,
+        store: &dyn Store,
+        now: UnixMs,
+        within: Duration,
+    ) -> ServiceResult<()> {
+        let complete_as_of = self.state.read().map_err(poisoned)?.complete_as_of;
+        if complete_as_of.is_some_and(|at| at.elapsed() <= within) {
+            return Ok(());
+        }
+        self.catch_up(store, now).await
+    }
+
     /// Reads every event after the last one seen, then forgets expired ones.
     async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
+        let began = Instant::now();
         loop {
             let after = self.state.read().map_err(poisoned)?.last_seq;
             self.reads.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +169,7 @@ impl RevocationCache {
             }
             if (events.len() as i64) < BATCH {
                 state.synced_at = Some(Instant::now());
+                state.complete_as_of = state.complete_as_of.max(Some(began));
                 state.sessions.retain(|_, exp| now < *exp);
                 state.jtis.retain(|_, exp| now < *exp);
                 state.cutoffs.retain(|_, (_, exp)| now < *exp);
@@ -262,6 +281,24 @@ mod tests {
         )])
         .unwrap();
         assert!(c.is_revoked(&claims(99)).unwrap());
+    }
+
+    #[tokio::test]
+    async fn recent_reads_the_store_only_when_the_last_sync_began_too_long_ago() {
+        let store = crate::store::connect("sqlite::memory:", crate::store::Mode::Create)
+            .await
+            .unwrap();
+        let c = RevocationCache::default();
+        let within = Duration::from_millis(100);
+        c.recent(store.as_ref(), 0, within).await.unwrap();
+        assert_eq!(c.reads(), 1, "a cache never synced reads the store");
+        for _ in 0..10 {
+            c.recent(store.as_ref(), 0, within).await.unwrap();
+        }
+        assert_eq!(c.reads(), 1, "a recent sync is enough");
+        tokio::time::sleep(within + Duration::from_millis(20)).await;
+        c.recent(store.as_ref(), 0, within).await.unwrap();
+        assert_eq!(c.reads(), 2, "an old sync is not");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod abuse;
 mod connections;
 mod ext_authz;
 mod feed;
+mod introspect;
 mod login;
 mod ops;
 mod refresh;

@@ -147,10 +147,14 @@ async fn refresh_racing_revoke_or_logout_all_on_other_replicas_never_outlives_th
     }
 }
 
+/// API.md: a revocation made through any replica shows in Introspect on every replica within
+/// 100 ms. Asked from the moment the revocation returned, a replica may still say active only to a
+/// call that began before those 100 ms were up. (Refresh tokens are looked up in the store: at once.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_revocation_through_one_replica_is_seen_by_the_others_on_the_very_next_call() {
+async fn a_revocation_through_one_replica_shows_in_introspect_on_the_others_within_100_ms() {
     let fleet = fleet().await;
     fleet[0].add_user("alice", PASSWORD, &[]).await;
+    let mut slowest = Duration::ZERO;
     for how in [
         Revocation::AccessToken,
         Revocation::RefreshToken,
@@ -169,16 +173,25 @@ async fn a_revocation_through_one_replica_is_seen_by_the_others_on_the_very_next
                     logout_all(&fleet[by], &pair.access_token).await.unwrap();
                 }
             }
+            let returned = Instant::now();
             for other in others {
-                let seen = other.introspect(&pair.access_token).await;
-                assert!(
-                    !seen.active,
-                    "{how:?} through replica {by}: still active elsewhere"
-                );
                 assert!(!other.introspect(&pair.refresh_token).await.active);
+                let seen_after = loop {
+                    let asked = returned.elapsed();
+                    if !other.introspect(&pair.access_token).await.active {
+                        break asked;
+                    }
+                    assert!(
+                        asked < Duration::from_millis(100),
+                        "{how:?} through replica {by}: still active elsewhere when asked {asked:?} after"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                };
+                slowest = slowest.max(seen_after);
             }
         }
     }
+    eprintln!("revocations showed on the other replicas within {slowest:?}");
 }
 
 type Events = tonic::Streaming<pb::RevocationEvent>;
