@@ -1,14 +1,21 @@
 //! Certificates made by the tests (rcgen, on aws-lc-rs like the server): certificate authorities,
 //! server certificates for `localhost` and `127.0.0.1`, and client certificates whose identity is a
 //! URI SAN (SPIFFE style), a DNS SAN or only a subject CN. Each is PEM, written to files where a
-//! server or a peer reads them.
+//! server or a peer reads them; [`TlsFiles`] is the set a TLS server is started with.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tempfile::TempDir;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
 };
+
+use super::process::Server;
 
 /// A certificate authority of the test's own.
 pub struct Ca {
@@ -49,9 +56,14 @@ impl Ca {
 
     /// A server certificate for `names` (host names, or IP addresses written as such).
     pub fn server(&self, names: &[&str]) -> Pair {
-        let names = names.iter().map(|&name| name.to_owned()).collect::<Vec<_>>();
+        let names = names
+            .iter()
+            .map(|&name| name.to_owned())
+            .collect::<Vec<_>>();
         let mut params = CertificateParams::new(names).expect("server parameters");
-        params.distinguished_name.push(DnType::CommonName, "latchkey test server");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "latchkey test server");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
@@ -67,12 +79,16 @@ impl Ca {
         match identity {
             Identity::Uri(uri) => {
                 params.subject_alt_names = vec![SanType::URI(uri.try_into().expect("a URI"))];
-                params.distinguished_name.push(DnType::CommonName, "uri client");
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "uri client");
             }
             Identity::Dns(name) => {
                 params.subject_alt_names =
                     vec![SanType::DnsName(name.try_into().expect("a DNS name"))];
-                params.distinguished_name.push(DnType::CommonName, "dns client");
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "dns client");
             }
             Identity::CommonName(cn) => params.distinguished_name.push(DnType::CommonName, cn),
         }
@@ -113,5 +129,63 @@ impl Pair {
         std::fs::write(&files.cert, &self.cert).expect("writing a certificate");
         std::fs::write(&files.key, &self.key).expect("writing a key");
         files
+    }
+}
+
+/// A CA and a server pair of its for `localhost` and `127.0.0.1`, written to a directory of their
+/// own: what a latchkey server on TLS reads, and what its clients trust.
+pub struct TlsFiles {
+    pub dir: TempDir,
+    pub ca: Ca,
+    /// The CA's certificate: what clients trust, and the client CA of an mTLS server.
+    pub ca_file: PathBuf,
+    /// `server.crt` and `server.key`.
+    pub server: PairFiles,
+}
+
+impl TlsFiles {
+    pub fn generate() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = Ca::new("latchkey test CA");
+        let ca_file = ca.write(dir.path(), "ca.crt");
+        let server = ca.localhost().write(dir.path(), "server");
+        Self {
+            dir,
+            ca,
+            ca_file,
+            server,
+        }
+    }
+
+    /// The settings of a server on these files: `LATCHKEY_TLS_CERT` and `LATCHKEY_TLS_KEY`, and
+    /// with `mtls`, `LATCHKEY_TLS_CLIENT_CA` (this CA).
+    pub fn vars(&self, mtls: bool) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("LATCHKEY_TLS_CERT", self.server.cert.display().to_string()),
+            ("LATCHKEY_TLS_KEY", self.server.key.display().to_string()),
+        ];
+        if mtls {
+            vars.push(("LATCHKEY_TLS_CLIENT_CA", self.ca_file.display().to_string()));
+        }
+        vars
+    }
+
+    /// A client certificate of this CA naming `identity`, written as `name.crt` and `name.key`.
+    pub fn client(&self, identity: Identity<'_>, name: &str) -> PairFiles {
+        self.ca.client(identity).write(self.dir.path(), name)
+    }
+
+    /// `latchkey serve` on these files (mTLS with `mtls`) and with the settings `extra`, its data
+    /// directory beside them; once it is serving (at most 30 s).
+    pub async fn serve(&self, mtls: bool, extra: &[(&'static str, &str)]) -> Server {
+        let mut vars = self.vars(mtls);
+        vars.extend(extra.iter().map(|&(name, value)| (name, value.to_owned())));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start(&self.dir.path().join("data"), &vars).await;
+        let serving = server
+            .wait_log("latchkey serving", Duration::from_secs(30))
+            .await;
+        assert!(serving, "not serving over TLS:\n{}", server.log());
+        server
     }
 }
