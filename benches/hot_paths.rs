@@ -7,7 +7,11 @@
 //! - Login against one argon2id hash at the same parameters, computed directly (the floor of any
 //!   implementation that hashes passwords at OWASP's cost).
 //!
-//! Results and the command are recorded in BENCHMARKS.md.
+//! The same calls are then measured over mTLS with a caller list (`tls`), against the same
+//! plaintext baseline. Results and the command are recorded in BENCHMARKS.md.
+
+#[path = "hot_paths/tls.rs"]
+mod tls;
 
 use std::{
     sync::Arc,
@@ -208,7 +212,9 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await;
-    report(&baseline, &[introspect, check, refresh]);
+    let mut figures = vec![introspect, check, refresh];
+    figures.extend(tls::figures(4000).await?);
+    report(&baseline, &figures);
 
     println!();
     let argon2 = {

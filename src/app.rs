@@ -55,6 +55,8 @@ fn unreachable(e: &anyhow::Error) -> bool {
 
 pub struct App {
     config: Config,
+    /// TLS on both ports, as loaded from the files at start-up.
+    tls: Option<Arc<listen::Tls>>,
     clock: Arc<dyn Clock>,
     cell: Arc<ServiceCell>,
     grpc: TcpListener,
@@ -65,6 +67,13 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        // Before binding: a TLS file that does not load stops the start, naming it.
+        let tls = config
+            .tls
+            .clone()
+            .map(listen::Tls::load)
+            .transpose()?
+            .map(Arc::new);
         let grpc = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
@@ -75,6 +84,7 @@ impl App {
             grpc_addr: grpc.local_addr()?,
             http_addr: http.local_addr()?,
             config: config.clone(),
+            tls,
             clock,
             cell: Arc::new(ServiceCell::default()),
             grpc,
@@ -115,17 +125,34 @@ impl App {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        info!(grpc = %self.grpc_addr, http = %self.http_addr, "latchkey listening; serving once the store is reached");
+        info!(
+            grpc = %self.grpc_addr,
+            http = %self.http_addr,
+            tls = self.tls.is_some(),
+            mtls = self.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            "latchkey listening; serving once the store is reached"
+        );
         let limits = self.config.connections;
-        let grpc_server = grpc::router(self.cell.clone(), health, stop_rx.clone())?
-            .serve_with_incoming_shutdown(
-                listen::grpc_incoming(self.grpc, limits.grpc),
-                stopped(stop_rx.clone()),
-            );
+        // Dropped when this returns, which stops it.
+        let mut tls_files = JoinSet::new();
+        if let Some(tls) = &self.tls {
+            tls_files.spawn(tls.clone().follow_files());
+        }
+        let grpc_server = grpc::router(
+            self.cell.clone(),
+            health,
+            stop_rx.clone(),
+            Arc::new(self.config.callers.clone()),
+        )?
+        .serve_with_incoming_shutdown(
+            listen::grpc_incoming(self.grpc, limits.grpc, self.tls.clone()),
+            stopped(stop_rx.clone()),
+        );
         let http_server = listen::serve_http(
             self.http,
             http::router(self.cell.clone(), metrics.clone(), ready),
             limits.http,
+            self.tls.clone(),
             stop_rx.clone(),
         );
         let servers = async {

@@ -1,6 +1,8 @@
 //! The command line: `serve`, `migrate`, `user …`, `keys …`. Every setting is a global flag with a
 //! `LATCHKEY_*` variable (see `config`).
 
+mod healthcheck;
+
 use std::{io::Read, sync::Arc};
 
 use anyhow::{Context, bail};
@@ -38,8 +40,8 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Ask the server at the configured gRPC address for its health: exit 0 when SERVING, 1
-    /// otherwise (for container health checks).
+    /// Ask the server at the configured address for its health: exit 0 when SERVING, 1 otherwise
+    /// (for container health checks). Over HTTPS (`/readyz`) when TLS is configured.
     Healthcheck,
 }
 
@@ -108,7 +110,7 @@ impl Cli {
                 let app = App::build(&config, clock).await?;
                 app.run(shutdown_signal()).await
             }
-            Command::Healthcheck => healthcheck(config.grpc_addr).await,
+            Command::Healthcheck => healthcheck::healthcheck(&config).await,
             Command::Migrate => {
                 app::migrate(&config).await?;
                 println!("schema is up to date");
@@ -168,42 +170,6 @@ impl Cli {
             }
         }
     }
-}
-
-async fn healthcheck(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    // A server listening on every interface is asked on loopback.
-    let ip = if addr.ip().is_unspecified() {
-        std::net::Ipv4Addr::LOCALHOST.into()
-    } else {
-        addr.ip()
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(format!(
-        "http://{}",
-        std::net::SocketAddr::new(ip, addr.port())
-    ))?
-    .connect_timeout(std::time::Duration::from_secs(2))
-    .timeout(std::time::Duration::from_secs(3));
-    let mut client = HealthClient::new(
-        endpoint
-            .connect()
-            .await
-            .context("connecting to the gRPC port")?,
-    );
-    let status = client
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await?
-        .into_inner()
-        .status();
-    println!("{}", status.as_str_name());
-    if status != ServingStatus::Serving {
-        bail!("not serving");
-    }
-    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -51,6 +51,24 @@ pub struct ConfigArgs {
     /// previous response [default: 10s].
     #[arg(long, env = "LATCHKEY_HTTP_HEADER_TIMEOUT", global = true)]
     pub http_header_timeout: Option<String>,
+    /// PEM certificate (then any intermediates): both ports serve only TLS; re-read when the file
+    /// changes [default: none, plaintext].
+    #[arg(long, env = "LATCHKEY_TLS_CERT", global = true)]
+    pub tls_cert: Option<String>,
+    /// PEM private key of LATCHKEY_TLS_CERT [default: none].
+    #[arg(long, env = "LATCHKEY_TLS_KEY", global = true)]
+    pub tls_key: Option<String>,
+    /// PEM bundle of CAs: every gRPC connection must present a client certificate that chains to
+    /// one (mTLS) [default: none].
+    #[arg(long, env = "LATCHKEY_TLS_CLIENT_CA", global = true)]
+    pub tls_client_ca: Option<String>,
+    /// Client identities (comma-separated; `prefix/*` matches under a path) allowed to call
+    /// Introspect, WatchRevocations and ext_authz Check [default: empty, anyone].
+    #[arg(long, env = "LATCHKEY_SERVICE_CALLERS", global = true)]
+    pub service_callers: Option<String>,
+    /// Client identities allowed to call the AdminService [default: empty].
+    #[arg(long, env = "LATCHKEY_ADMIN_CALLERS", global = true)]
+    pub admin_callers: Option<String>,
     /// `iss` of issued tokens [default: latchkey].
     #[arg(long, env = "LATCHKEY_ISSUER", global = true)]
     pub issuer: Option<String>,

@@ -11,6 +11,7 @@ mod check;
 mod connections;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
@@ -21,8 +22,8 @@ use self::check::{address, at_least, duration, millis, non_empty, period, show, 
 use crate::{
     crypto::{keys::SigningAlg, password::Cost, seal::MasterKey},
     data_dir::DataDir,
-    domain::{family::Lifetimes, secret::Secret, throttle::Policy},
-    listen::Connections,
+    domain::{caller::Callers, family::Lifetimes, secret::Secret, throttle::Policy},
+    listen::{Connections, TlsFiles},
     service::{FeedLimits, Settings},
     telemetry::{self, LogFormat, Logging},
 };
@@ -37,6 +38,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Connection caps and handshake deadlines of both ports.
     pub connections: Connections,
+    /// TLS on both ports (and mTLS on the gRPC port); `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Who may make the calls reserved to services and administrators.
+    pub callers: Callers,
     pub settings: Settings,
     pub periods: Periods,
     /// How long in-flight calls may take to finish after a shutdown signal.
@@ -93,6 +98,8 @@ impl Config {
             .map(|key| MasterKey::from_base64(key.expose()))
             .transpose()
             .context("LATCHKEY_MASTER_KEY")?;
+        let tls = tls::tls(&args)?;
+        let callers = tls::callers(&args, tls.as_ref())?;
         Ok(Self {
             data_dir: DataDir::new(data_dir, master_key, args.database_url.is_none()),
             database_url,
@@ -107,6 +114,8 @@ impl Config {
                 "127.0.0.1:8080",
             )?,
             connections: connections::connections(&args)?,
+            tls,
+            callers,
             settings: settings(&args)?,
             periods: periods(&args)?,
             shutdown_grace: duration("LATCHKEY_SHUTDOWN_GRACE", args.shutdown_grace, "10s")?,

@@ -2,6 +2,7 @@
 //! grants, and the validated types that the edges parse raw input into. Time is always passed in
 //! as Unix milliseconds, so every rule is tested at its exact boundary without waiting.
 
+pub mod caller;
 pub mod family;
 pub mod revocation;
 pub mod scope;

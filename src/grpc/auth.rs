@@ -8,9 +8,10 @@ use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{bearer::bearer, convert, pb, status::to_status};
+use super::{bearer::bearer, convert, pb, peer::admit, status::to_status};
 use crate::{
     domain::{
+        caller::Callers,
         token::{PresentedToken, RefreshToken},
         types::InputError,
     },
@@ -20,11 +21,21 @@ use crate::{
 pub struct AuthApi {
     cell: Arc<ServiceCell>,
     stopping: watch::Receiver<bool>,
+    /// Introspect and WatchRevocations are for the services on `callers.service`.
+    callers: Arc<Callers>,
 }
 
 impl AuthApi {
-    pub fn new(cell: Arc<ServiceCell>, stopping: watch::Receiver<bool>) -> Self {
-        Self { cell, stopping }
+    pub fn new(
+        cell: Arc<ServiceCell>,
+        stopping: watch::Receiver<bool>,
+        callers: Arc<Callers>,
+    ) -> Self {
+        Self {
+            cell,
+            stopping,
+            callers,
+        }
     }
 
     /// The service, or STORE_UNAVAILABLE while the store has not been reached at start-up.
@@ -87,6 +98,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        admit(&self.callers.service, &request)?;
         let service = self.service()?;
         let token = PresentedToken::parse(&request.get_ref().token).map_err(refused)?;
         let found = service.introspect(token).await.map_err(to_status)?;
@@ -136,6 +148,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        admit(&self.callers.service, &request)?;
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| refused(InputError::OutOfRange("after_seq")))?;
         let mut stopping = self.stopping.clone();

@@ -19,8 +19,8 @@ impl TryFrom<Request<pb::LoginRequest>> for LoginCommand {
     type Error = InputError;
 
     fn try_from(request: Request<pb::LoginRequest>) -> Result<Self, InputError> {
-        let ip = request
-            .remote_addr()
+        let ip = super::peer::peer(&request)
+            .and_then(|peer| peer.addr)
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let r = request.into_inner();

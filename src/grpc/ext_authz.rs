@@ -12,18 +12,20 @@ use envoy_types::ext_authz::v3::{
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use super::bearer::bearer;
-use crate::service::ServiceCell;
+use super::{bearer::bearer, peer::admit};
+use crate::{domain::caller::Callers, service::ServiceCell};
 
 const HEADER_PREFIX: &str = "x-latchkey-";
 
 pub struct ExtAuthz {
     cell: Arc<ServiceCell>,
+    /// Check is for the proxies on `callers.service`.
+    callers: Arc<Callers>,
 }
 
 impl ExtAuthz {
-    pub fn new(cell: Arc<ServiceCell>) -> Self {
-        Self { cell }
+    pub fn new(cell: Arc<ServiceCell>, callers: Arc<Callers>) -> Self {
+        Self { cell, callers }
     }
 }
 
@@ -48,6 +50,9 @@ impl Authorization for ExtAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        // A proxy not on the list is refused outright (an error, not a verdict on its request):
+        // Envoy then denies the request it was checking, as it does when latchkey is unreachable.
+        admit(&self.callers.service, &request)?;
         let request = request.into_inner();
         let headers = request.get_client_headers();
         let token = headers

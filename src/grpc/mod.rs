@@ -7,13 +7,14 @@ use tonic::transport::{Server, server::Router};
 use tonic_health::server::HealthReporter;
 use tower::layer::util::{Identity, Stack};
 
-use crate::service::ServiceCell;
+use crate::{domain::caller::Callers, service::ServiceCell};
 
 mod auth;
 mod bearer;
 mod convert;
 mod ext_authz;
 mod metrics;
+mod peer;
 pub mod status;
 mod too_large;
 
@@ -41,13 +42,15 @@ pub type Layers = Stack<too_large::TooLargeLayer, Stack<metrics::RpcMetricsLayer
 
 /// Builds the gRPC router with every service and the limits tonic leaves unbounded by default.
 /// `stopping` turns true at shutdown: open WatchRevocations streams then end, so that the graceful
-/// shutdown does not wait on them forever.
+/// shutdown does not wait on them forever. `callers` says who may make the calls reserved to
+/// services.
 pub fn router(
     cell: Arc<ServiceCell>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     stopping: tokio::sync::watch::Receiver<bool>,
+    callers: Arc<Callers>,
 ) -> Result<Router<Layers>, tonic_reflection::server::Error> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -56,13 +59,17 @@ pub fn router(
             // google.rpc.ErrorInfo, so that grpcurl can print our error details.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let auth =
-        pb::auth_service_server::AuthServiceServer::new(AuthApi::new(cell.clone(), stopping))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let ext_authz =
-        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(cell))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(
+        cell.clone(),
+        stopping,
+        callers.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+        ext_authz::ExtAuthz::new(cell, callers),
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
     Ok(Server::builder()
         .timeout(Duration::from_secs(30))
         .concurrency_limit_per_connection(256)

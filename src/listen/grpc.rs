@@ -1,66 +1,125 @@
 //! The gRPC port's accepted connections, for tonic's `serve_with_incoming_shutdown`. tonic has no
 //! connection cap and no handshake deadline (h2 waits for a client's preface for ever), so each
 //! accepted connection takes a slot or is closed, and is wrapped in [`Guarded`], which fails its
-//! reads once the deadline passes before the HTTP/2 handshake is in.
+//! reads once the deadline passes before the HTTP/2 handshake is in. With TLS, the TLS handshake
+//! comes first, under the same deadline, in a task of its own per connection so that a slow one
+//! holds up no other.
 
 use std::{
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::OwnedSemaphorePermit,
-    time::Sleep,
+    net::TcpListener,
+    sync::{OwnedSemaphorePermit, mpsc},
+    time::{Instant, Sleep},
 };
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::transport::server::{Connected, TcpIncoming};
 
-use super::{Limits, Slots};
+use super::{
+    Limits, Slots,
+    tls::{self, Port, Tls},
+    transport::Transport,
+};
+use crate::domain::caller::Peer;
+
+/// Connections accepted but still in their TLS handshake are not counted here; these are the
+/// ones handed to tonic and not yet taken by it.
+const HANDED_OVER: usize = 64;
+
+pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<Guarded<Transport>>> + Send>>;
 
 /// Accepted gRPC connections with TCP_NODELAY (without it, Nagle's algorithm and delayed ACKs add
 /// up to 40 ms to a call whose response goes out in several writes) and TCP keepalive; each holds
-/// a slot, and one accepted beyond the cap is dropped, which closes it.
-///
-/// TLS slots in here: a handshake per connection must not hold up the accept loop, so the TCP
-/// streams would go through a concurrent TLS stage (tokio-rustls' `TlsAcceptor::accept` under a
-/// timeout of `limits.handshake_timeout`), and [`Guarded`] would wrap the TLS stream: it counts
-/// the HTTP/2 bytes the server reads, which TLS decrypts.
-pub fn grpc_incoming(
-    listener: TcpListener,
-    limits: Limits,
-) -> impl Stream<Item = io::Result<Guarded<TcpStream>>> {
+/// a slot, and one accepted beyond the cap is dropped, which closes it. With `tls`, each then goes
+/// through its TLS handshake, and one that fails it is dropped.
+pub fn grpc_incoming(listener: TcpListener, limits: Limits, tls: Option<Arc<Tls>>) -> Incoming {
     let slots = Slots::new(limits.max_connections, "grpc");
-    TcpIncoming::from(listener)
+    let accepted = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
-        .filter_map(move |accepted| match accepted {
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let Some(tls) = tls else {
+        return Box::pin(accepted.filter_map(move |accepted| match accepted {
             Ok(tcp) => {
                 let slot = slots.take()?;
-                Some(Ok(Guarded::new(tcp, slot, limits.handshake_timeout)))
+                let peer = Peer {
+                    addr: tcp.peer_addr().ok(),
+                    identity: None,
+                };
+                let deadline = Instant::now() + limits.handshake_timeout;
+                Some(Ok(Guarded::new(
+                    Transport::Plain(tcp),
+                    peer,
+                    slot,
+                    deadline,
+                )))
             }
             Err(e) => Some(Err(e)),
-        })
+        }));
+    };
+    let (handed, incoming) = mpsc::channel(HANDED_OVER);
+    tokio::spawn(async move {
+        let mut accepted = std::pin::pin!(accepted);
+        loop {
+            // Ends when tonic drops the incoming stream (the server stopped).
+            let next = tokio::select! {
+                next = accepted.next() => next,
+                () = handed.closed() => break,
+            };
+            let tcp = match next {
+                Some(Ok(tcp)) => tcp,
+                Some(Err(e)) => {
+                    let _ = handed.send(Err(e)).await;
+                    continue;
+                }
+                None => break,
+            };
+            let Some(slot) = slots.take() else {
+                continue;
+            };
+            let acceptor = tls.acceptor(Port::Grpc);
+            let handed = handed.clone();
+            tokio::spawn(async move {
+                let addr = tcp.peer_addr().ok();
+                let deadline = Instant::now() + limits.handshake_timeout;
+                if let Some((stream, identity)) =
+                    tls::handshake(acceptor, tcp, deadline, Port::Grpc).await
+                {
+                    let peer = Peer { addr, identity };
+                    let io = Transport::Tls(Box::new(stream));
+                    let _ = handed
+                        .send(Ok(Guarded::new(io, peer, slot, deadline)))
+                        .await;
+                }
+            });
+        }
+    });
+    Box::pin(ReceiverStream::new(incoming))
 }
 
-/// A connection holding its slot (freed when the connection is dropped) and, until the HTTP/2
-/// handshake is in, a deadline on it.
+/// A connection holding its slot (freed when the connection is dropped), its peer as seen when it
+/// was accepted and, until the HTTP/2 handshake is in, a deadline on it.
 #[derive(Debug)]
 pub struct Guarded<IO> {
     io: IO,
+    peer: Peer,
     handshake: Option<Handshake>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl<IO> Guarded<IO> {
-    fn new(io: IO, slot: OwnedSemaphorePermit, timeout: Duration) -> Self {
+    fn new(io: IO, peer: Peer, slot: OwnedSemaphorePermit, deadline: Instant) -> Self {
         Self {
             io,
+            peer,
             handshake: Some(Handshake {
-                deadline: Box::pin(tokio::time::sleep(timeout)),
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 read: 0,
                 frame_header: [0; FRAME_HEADER],
             }),
@@ -168,12 +227,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     }
 }
 
-/// The peer address (for the per-address login limit) is the wrapped connection's.
-impl<IO: Connected> Connected for Guarded<IO> {
-    type ConnectInfo = IO::ConnectInfo;
+/// What tonic puts in every request's extensions: the peer address (for the per-address login
+/// limit) and the client certificate's identity (for the caller lists).
+impl<IO> Connected for Guarded<IO> {
+    type ConnectInfo = Peer;
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
     }
 }
 

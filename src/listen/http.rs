@@ -1,8 +1,9 @@
 //! The HTTP port's accept loop. `axum::serve` has neither a header deadline nor a connection cap,
 //! so connections are served here by hyper's HTTP/1.1 server directly: its `header_read_timeout`
 //! runs from a connection's opening and again after each response, whether or not a byte came.
+//! With TLS, each connection's task does the TLS handshake first, under the same deadline.
 
-use std::{io, pin::pin, time::Duration};
+use std::{io, pin::pin, sync::Arc, time::Duration};
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -11,20 +12,26 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::{OwnedSemaphorePermit, watch},
+    time::Instant,
 };
 use tracing::{debug, warn};
 
-use super::{Limits, Slots};
+use super::{
+    Limits, Slots,
+    tls::{self, Port, Tls},
+    transport::Transport,
+};
 
-/// Serves `router` on `listener` until `stop` turns true; then stops accepting, lets each
-/// connection finish the request it is serving (idle ones close at once), and returns once all
-/// have closed.
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true; then stops
+/// accepting, lets each connection finish the request it is serving (idle ones close at once),
+/// and returns once all have closed.
 pub async fn serve_http(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let slots = Slots::new(limits.max_connections, "http");
@@ -48,17 +55,28 @@ pub async fn serve_http(
         let Some(slot) = slots.take() else {
             continue;
         };
-        // TLS slots in here: run the TLS handshake in the spawned task, under a timeout of
-        // `limits.handshake_timeout`, and serve the TLS stream instead of `tcp`.
-        let connection = http.serve_connection(TokioIo::new(tcp), service.clone());
-        tokio::spawn(serve(connection, slot, stop.clone()));
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor(Port::Http));
+        let (http, service, stop) = (http.clone(), service.clone(), stop.clone());
+        tokio::spawn(async move {
+            let io = match acceptor {
+                None => Transport::Plain(tcp),
+                Some(acceptor) => {
+                    let deadline = Instant::now() + limits.handshake_timeout;
+                    match tls::handshake(acceptor, tcp, deadline, Port::Http).await {
+                        Some((stream, _)) => Transport::Tls(Box::new(stream)),
+                        None => return,
+                    }
+                }
+            };
+            serve(http.serve_connection(TokioIo::new(io), service), slot, stop).await;
+        });
     }
     drop(listener);
     slots.all_closed().await;
     Ok(())
 }
 
-type Connection = http1::Connection<TokioIo<TcpStream>, TowerToHyperService<Router>>;
+type Connection = http1::Connection<TokioIo<Transport>, TowerToHyperService<Router>>;
 
 /// Serves one connection, holding its slot, until it ends; at `stop`, ends it after the request in
 /// flight.

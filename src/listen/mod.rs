@@ -13,9 +13,9 @@
 //! would be served long after their client gave up. Refusals are counted in
 //! `latchkey_connections_refused_total{port}`.
 //!
-//! TLS (issue 8) slots in between accepting and serving, in both loops: the TLS handshake runs
-//! after a connection has its slot and before the handshake deadline, under the same deadline,
-//! and the TLS stream then takes the TCP stream's place (see the comments at the two spots).
+//! With TLS ([`tls`]), the TLS handshake runs in between accepting and serving, in both loops:
+//! after a connection has its slot, under the same deadline, in the connection's own task; the TLS
+//! stream then takes the TCP stream's place ([`transport`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,10 +24,13 @@ use tracing::debug;
 
 mod grpc;
 mod http;
+pub mod tls;
+mod transport;
 
 pub use self::{
-    grpc::{Guarded, grpc_incoming},
+    grpc::grpc_incoming,
     http::serve_http,
+    tls::{Tls, TlsFiles},
 };
 
 /// The limits of one port.

@@ -6,7 +6,7 @@ use std::{error::Error, fmt};
 
 use crate::{
     crypto::{CryptoError, password::HashError},
-    domain::{token::MalformedToken, types::InputError},
+    domain::{caller::CallerIdentity, token::MalformedToken, types::InputError},
     store::StoreError,
 };
 
@@ -38,6 +38,9 @@ pub enum ServiceError {
     AccessTokenInvalid,
     #[error("not allowed")]
     NotAllowed,
+    /// The client certificate's identity (if any) is not on the list of callers for this call.
+    #[error("{}", caller_not_allowed(.0.as_ref()))]
+    CallerNotAllowed(Option<CallerIdentity>),
     #[error("the server is busy; try again later")]
     Overloaded,
     /// A WatchRevocations reader left its stream's buffer full for too long.
@@ -50,6 +53,17 @@ pub enum ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Names the caller's own identity (from its certificate), which tells its operator what to add to
+/// the list; nothing about the list itself.
+fn caller_not_allowed(identity: Option<&CallerIdentity>) -> String {
+    match identity {
+        Some(identity) => {
+            format!("the client certificate's identity \"{identity}\" may not make this call")
+        }
+        None => "this call needs a client certificate whose identity may make it".to_owned(),
+    }
+}
 
 impl ServiceError {
     /// An internal failure described in words (a broken invariant rather than a failed call).

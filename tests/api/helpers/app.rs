@@ -121,9 +121,14 @@ pub async fn spawn_app_in(data_dir: TempDir, tweak: impl FnOnce(&mut ConfigArgs)
     let service = tokio::time::timeout(Duration::from_secs(30), cell.wait())
         .await
         .expect("the server reaches its store");
-    let client = AuthServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("client connects");
+    // A TLS server's tests make their own clients (they hold the CA); this one would not connect.
+    let client = if config.tls.is_some() {
+        AuthServiceClient::new(super::client::lazy_channel(grpc_addr))
+    } else {
+        AuthServiceClient::connect(format!("http://{grpc_addr}"))
+            .await
+            .expect("client connects")
+    };
     TestApp {
         grpc_addr,
         http_addr,

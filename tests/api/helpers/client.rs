@@ -1,5 +1,5 @@
 //! Calls as clients make them: the AuthService RPCs a test needs (on a [`TestApp`] or on any
-//! server's client), bearer tokens, error reasons, gRPC health, and plain HTTP/1.1.
+//! server's client), bearer tokens, error reasons, gRPC health, and HTTP/1.1, plain or over TLS.
 
 use std::{
     io,
@@ -239,18 +239,60 @@ pub async fn send(
     headers: &[(&str, &str)],
 ) -> io::Result<HttpResponse> {
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
-        for (name, value) in [("connection", "close")].iter().chain(headers) {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, io::Error>(String::from_utf8_lossy(&raw).into_owned())
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        exchange(stream, addr, path, headers).await
     };
-    let text = tokio::time::timeout(Duration::from_secs(10), exchange).await??;
+    tokio::time::timeout(Duration::from_secs(10), exchange).await?
+}
+
+/// An HTTPS GET (at most 10 s), trusting only `ca_pem` and checking the name `localhost`.
+pub async fn https_get(addr: SocketAddr, path: &str, ca_pem: &str) -> io::Result<HttpResponse> {
+    use tokio_rustls::{
+        TlsConnector,
+        rustls::{
+            ClientConfig, RootCertStore,
+            pki_types::{CertificateDer, ServerName, pem::PemObject},
+        },
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("a PEM CA")).expect("a usable CA");
+    }
+    let mut config = ClientConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").expect("a name");
+        let tls = TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        exchange(tls, addr, path, &[]).await
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange).await?
+}
+
+/// One GET on `stream`, read to its end.
+async fn exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<HttpResponse> {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in [("connection", "close")].iter().chain(headers) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let status = lines

@@ -11,3 +11,4 @@ mod ops;
 mod refresh;
 mod secrets;
 mod sessions;
+mod tls;
