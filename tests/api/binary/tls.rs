@@ -5,7 +5,7 @@
 use std::{process::Output, time::Duration};
 
 use crate::helpers::{
-    certs::{Ca, TlsFiles},
+    certs::{Ca, ServerTls},
     process::{Server, latchkey_in, run, text},
 };
 
@@ -23,7 +23,7 @@ async fn healthcheck(server: &Server, vars: &[(&str, &str)]) -> Output {
 
 #[tokio::test]
 async fn healthcheck_asks_over_https_trusting_exactly_the_configured_certificate() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let server = files.serve(true, &[]).await;
 
     let up = healthcheck(&server, &[]).await;
@@ -56,7 +56,7 @@ async fn healthcheck_asks_over_https_trusting_exactly_the_configured_certificate
 
 #[tokio::test]
 async fn serve_refuses_tls_settings_that_do_not_go_together_and_names_the_variable() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let (cert, key) = (files.server.cert.display(), files.server.key.display());
     let (cert, key, ca) = (
         cert.to_string(),

@@ -1,13 +1,15 @@
 //! Certificates made by the tests (rcgen, on aws-lc-rs like the server): certificate authorities,
 //! server certificates for `localhost` and `127.0.0.1`, and client certificates whose identity is a
 //! URI SAN (SPIFFE style), a DNS SAN or only a subject CN. Each is PEM, written to files where a
-//! server or a peer reads them; [`TlsFiles`] is the set a TLS server is started with.
+//! server or a peer reads them; [`ServerTls`] is the set a TLS server is started with, in the test
+//! process or as `latchkey serve`.
 
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
+use latchkey::config::ConfigArgs;
 use tempfile::TempDir;
 
 use rcgen::{
@@ -132,22 +134,20 @@ impl Pair {
     }
 }
 
-/// A CA and a server pair of its for `localhost` and `127.0.0.1`, written to a directory of their
-/// own: what a latchkey server on TLS reads, and what its clients trust.
-pub struct TlsFiles {
+/// A server's TLS set-up: a CA, a `localhost` certificate it signed, and the files they were
+/// written to (`ca.pem`, `server.crt`, `server.key`, in `dir`).
+pub struct ServerTls {
     pub dir: TempDir,
     pub ca: Ca,
-    /// The CA's certificate: what clients trust, and the client CA of an mTLS server.
     pub ca_file: PathBuf,
-    /// `server.crt` and `server.key`.
     pub server: PairFiles,
 }
 
-impl TlsFiles {
-    pub fn generate() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+impl ServerTls {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
         let ca = Ca::new("latchkey test CA");
-        let ca_file = ca.write(dir.path(), "ca.crt");
+        let ca_file = ca.write(dir.path(), "ca.pem");
         let server = ca.localhost().write(dir.path(), "server");
         Self {
             dir,
@@ -157,6 +157,18 @@ impl TlsFiles {
         }
     }
 
+    /// TLS on both ports; mTLS with this CA as the client CA when `mtls`.
+    pub fn args(&self, args: &mut ConfigArgs, mtls: bool) {
+        args.tls_cert = Some(self.server.cert.display().to_string());
+        args.tls_key = Some(self.server.key.display().to_string());
+        if mtls {
+            args.tls_client_ca = Some(self.ca_file.display().to_string());
+        }
+    }
+}
+
+/// The same set-up for `latchkey serve` as a child process, and the clients of its CA.
+impl ServerTls {
     /// The settings of a server on these files: `LATCHKEY_TLS_CERT` and `LATCHKEY_TLS_KEY`, and
     /// with `mtls`, `LATCHKEY_TLS_CLIENT_CA` (this CA).
     pub fn vars(&self, mtls: bool) -> Vec<(&'static str, String)> {

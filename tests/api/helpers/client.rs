@@ -9,12 +9,37 @@ use std::{
 
 use latchkey::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::{Request, Status, Streaming, transport::Channel};
+use tonic::{
+    Request, Status, Streaming,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use super::app::TestApp;
+use super::{app::TestApp, certs::Pair};
+
+/// A channel over TLS to `addr`, trusting `ca_pem` for `localhost`, presenting `client` (a client
+/// certificate) if given.
+pub async fn tls_channel(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&Pair>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some(pair) = client {
+        tls = tls.identity(Identity::from_pem(&pair.cert, &pair.key));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("a valid URI")
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
 
 /// A client of the server at `addr` that connects on first use.
 pub fn lazy_channel(addr: SocketAddr) -> Channel {

@@ -8,80 +8,21 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use envoy_types::pb::envoy::service::auth::v3::{
     CheckRequest, authorization_client::AuthorizationClient,
 };
-use latchkey::{config::ConfigArgs, grpc::pb};
-use tempfile::TempDir;
+use latchkey::grpc::pb;
 use tokio::{io::AsyncReadExt, net::TcpStream};
-use tonic::{
-    Code, Status,
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity},
-};
+use tonic::{Code, Status, transport::Channel};
 
 use crate::helpers::{
     app::{TestApp, spawn_app_with},
-    certs::{Ca, Identity, Pair, PairFiles},
-    client::{https_get, lazy_channel, reason, send, watch_revocations},
+    certs::{Ca, Identity, Pair, ServerTls as Setup},
+    client::{https_get, lazy_channel, reason, send, tls_channel as connect, watch_revocations},
 };
-
-/// A CA, a server certificate it signed, and where they were written.
-struct Setup {
-    dir: TempDir,
-    ca: Ca,
-    ca_file: PathBuf,
-    server: PairFiles,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("latchkey test CA");
-        let ca_file = ca.write(dir.path(), "ca.pem");
-        let server = ca.localhost().write(dir.path(), "server");
-        Self {
-            dir,
-            ca,
-            ca_file,
-            server,
-        }
-    }
-
-    /// TLS on both ports; mTLS with this CA as the client CA when `mtls`.
-    fn args(&self, args: &mut ConfigArgs, mtls: bool) {
-        args.tls_cert = Some(self.server.cert.display().to_string());
-        args.tls_key = Some(self.server.key.display().to_string());
-        if mtls {
-            args.tls_client_ca = Some(self.ca_file.display().to_string());
-        }
-    }
-}
-
-/// A channel over TLS to `addr`, trusting `ca_pem` for `localhost`, presenting `client` if given.
-async fn connect(
-    addr: SocketAddr,
-    ca_pem: &str,
-    client: Option<&Pair>,
-) -> Result<Channel, tonic::transport::Error> {
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca_pem))
-        .domain_name("localhost");
-    if let Some(pair) = client {
-        tls = tls.identity(TlsIdentity::from_pem(&pair.cert, &pair.key));
-    }
-    Endpoint::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(5))
-        .connect()
-        .await
-}
 
 fn auth(channel: Channel) -> pb::auth_service_client::AuthServiceClient<Channel> {
     pb::auth_service_client::AuthServiceClient::new(channel)

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    certs::{Identity, TlsFiles},
+    certs::{Identity, ServerTls},
     compose::{ENVOY, ENVOY_MTLS, REPLICAS, aliases, deployment, environment, port_of},
     envoy::{EnvoyTls, mtls_config},
     peers::{load_yaml, run_peer},
@@ -194,7 +194,7 @@ async fn the_mtls_variant_is_envoy_yaml_with_tls_to_latchkey() {
 #[tokio::test]
 async fn envoy_accepts_the_mtls_variant() {
     // Envoy reads the certificate files when it validates: the variant's, replaced by real ones.
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let client = files.client(Identity::Uri("spiffe://test/ns/edge/sa/envoy"), "envoy");
     let tls = EnvoyTls {
         ca: &files.ca_file,

@@ -14,7 +14,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    certs::{Ca, Identity, PairFiles, TlsFiles},
+    certs::{Ca, Identity, PairFiles, ServerTls},
     client::send,
     envoy::{Envoy, EnvoyTls, spawn_upstream},
     peers::{GrpcurlTls, grpcio_over_tls, grpcurl, grpcurl_tls, json_of, pyjwt_verify_over_https},
@@ -30,7 +30,7 @@ async fn login(server: &Server, tls: &GrpcurlTls) -> Value {
 }
 
 /// A TLS server (mTLS with `mtls`) with the settings `extra`, and the user `alice`.
-async fn serve_with_alice(files: &TlsFiles, mtls: bool, extra: &[(&'static str, &str)]) -> Server {
+async fn serve_with_alice(files: &ServerTls, mtls: bool, extra: &[(&'static str, &str)]) -> Server {
     let server = files.serve(mtls, extra).await;
     server.add_user("alice", "correct horse").await;
     server
@@ -61,7 +61,7 @@ fn assert_refused(output: &Output, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcurl_over_tls_lists_and_logs_in_and_plaintext_is_refused() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let server = serve_with_alice(&files, false, &[]).await;
     let tls = GrpcurlTls::trusting(&files.ca_file);
 
@@ -81,7 +81,7 @@ async fn grpcurl_over_tls_lists_and_logs_in_and_plaintext_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcurl_over_mtls_needs_a_client_certificate_of_the_client_ca() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let server = serve_with_alice(&files, true, &[]).await;
     let client = files.client(Identity::Uri("spiffe://test/ns/shop/sa/web"), "web");
     let mtls = GrpcurlTls::trusting(&files.ca_file).presenting(&client);
@@ -119,7 +119,7 @@ fn assert_caller_not_allowed(output: &Output, who: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_listed_callers_introspect_and_watch_while_anyone_logs_in() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let callers = "spiffe://test/ns/payments/sa/api, spiffe://test/ns/edge/*,billing.test,ops-tool";
     let server = serve_with_alice(&files, true, &[("LATCHKEY_SERVICE_CALLERS", callers)]).await;
     let mut made = 0;
@@ -197,7 +197,7 @@ async fn listed_within(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_files_replaced_on_disk_reach_new_connections_within_10_s() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let server = files.serve(false, &[]).await;
     let old = GrpcurlTls::trusting(&files.ca_file);
     let next_ca = Ca::new("the next CA");
@@ -229,7 +229,7 @@ async fn certificate_files_replaced_on_disk_reach_new_connections_within_10_s() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pyjwt_fetches_the_jwks_over_https_without_a_client_certificate_under_mtls() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let server = serve_with_alice(&files, true, &[]).await;
     let client = files.client(Identity::Uri("spiffe://test/ns/shop/sa/web"), "web");
     let tokens = login(
@@ -258,7 +258,7 @@ async fn pyjwt_fetches_the_jwks_over_https_without_a_client_certificate_under_mt
 
 #[tokio::test(flavor = "multi_thread")]
 async fn envoy_checks_with_latchkey_over_mtls_as_a_listed_caller_only() {
-    let mut files = TlsFiles::generate();
+    let mut files = ServerTls::new();
     // Envoy asks for the name `latchkey` (SNI) and checks it, as deployed.
     files.server = files
         .ca
@@ -314,7 +314,7 @@ async fn envoy_checks_with_latchkey_over_mtls_as_a_listed_caller_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcio_over_mtls_logs_in_and_reads_caller_not_allowed() {
-    let files = TlsFiles::generate();
+    let files = ServerTls::new();
     let callers = [(
         "LATCHKEY_SERVICE_CALLERS",
         "spiffe://test/ns/payments/sa/api",

@@ -11,3 +11,4 @@ mod greeter;
 mod keys;
 mod outage;
 mod promise;
+mod tls;
