@@ -1,9 +1,13 @@
 //! Certificates made by the tests (rcgen, on aws-lc-rs like the server): certificate authorities,
 //! server certificates for `localhost` and `127.0.0.1`, and client certificates whose identity is a
 //! URI SAN (SPIFFE style), a DNS SAN or only a subject CN. Each is PEM, written to files where a
-//! server or a peer reads them.
+//! server or a peer reads them; [`ServerTls`] is the set a TLS server is started with, in the test
+//! process or as `latchkey serve`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use latchkey::config::ConfigArgs;
 use tempfile::TempDir;
@@ -12,6 +16,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
 };
+
+use super::process::Server;
 
 /// A certificate authority of the test's own.
 pub struct Ca {
@@ -158,5 +164,40 @@ impl ServerTls {
         if mtls {
             args.tls_client_ca = Some(self.ca_file.display().to_string());
         }
+    }
+}
+
+/// The same set-up for `latchkey serve` as a child process, and the clients of its CA.
+impl ServerTls {
+    /// The settings of a server on these files: `LATCHKEY_TLS_CERT` and `LATCHKEY_TLS_KEY`, and
+    /// with `mtls`, `LATCHKEY_TLS_CLIENT_CA` (this CA).
+    pub fn vars(&self, mtls: bool) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("LATCHKEY_TLS_CERT", self.server.cert.display().to_string()),
+            ("LATCHKEY_TLS_KEY", self.server.key.display().to_string()),
+        ];
+        if mtls {
+            vars.push(("LATCHKEY_TLS_CLIENT_CA", self.ca_file.display().to_string()));
+        }
+        vars
+    }
+
+    /// A client certificate of this CA naming `identity`, written as `name.crt` and `name.key`.
+    pub fn client(&self, identity: Identity<'_>, name: &str) -> PairFiles {
+        self.ca.client(identity).write(self.dir.path(), name)
+    }
+
+    /// `latchkey serve` on these files (mTLS with `mtls`) and with the settings `extra`, its data
+    /// directory beside them; once it is serving (at most 30 s).
+    pub async fn serve(&self, mtls: bool, extra: &[(&'static str, &str)]) -> Server {
+        let mut vars = self.vars(mtls);
+        vars.extend(extra.iter().map(|&(name, value)| (name, value.to_owned())));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start(&self.dir.path().join("data"), &vars).await;
+        let serving = server
+            .wait_log("latchkey serving", Duration::from_secs(30))
+            .await;
+        assert!(serving, "not serving over TLS:\n{}", server.log());
+        server
     }
 }

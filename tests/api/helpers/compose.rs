@@ -1,6 +1,6 @@
 //! `docker-compose.yml` and `deploy/envoy/envoy.yaml` as the tests read them: parsed once by the
 //! peers' PyYAML (as Compose reads YAML, merge keys included), with the accessors the deployment
-//! checks share.
+//! checks share. `deploy/envoy/envoy-mtls.yaml` is checked against `envoy.yaml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +11,8 @@ use super::peers::load_yaml;
 
 pub const COMPOSE: &str = "docker-compose.yml";
 pub const ENVOY: &str = "deploy/envoy/envoy.yaml";
+/// The mTLS variant of [`ENVOY`]: the same but for the TLS of its `latchkey` cluster.
+pub const ENVOY_MTLS: &str = "deploy/envoy/envoy-mtls.yaml";
 pub const REPLICAS: [&str; 2] = ["latchkey-1", "latchkey-2"];
 
 /// The two deployment files, parsed.

@@ -1,13 +1,17 @@
 //! `deploy/envoy/envoy.yaml`, checked against the project: Envoy's own `--mode validate` accepts
 //! it, and its targets are the ports the Compose services listen on (both files parsed by PyYAML).
+//! Its mTLS variant `envoy-mtls.yaml` is the same file but for the TLS to latchkey, which Envoy
+//! accepts too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{
-    compose::{ENVOY, REPLICAS, aliases, deployment, environment, port_of},
-    peers::run_peer,
+    certs::{Identity, ServerTls},
+    compose::{ENVOY, ENVOY_MTLS, REPLICAS, aliases, deployment, environment, port_of},
+    envoy::{EnvoyTls, mtls_config},
+    peers::{load_yaml, run_peer},
     process::text,
 };
 
@@ -142,6 +146,69 @@ async fn envoy_accepts_the_deployed_config() {
     assert!(
         output.status.success(),
         "envoy --mode validate -c {ENVOY} failed: {}",
+        text(&output)
+    );
+}
+
+#[tokio::test]
+async fn the_mtls_variant_is_envoy_yaml_with_tls_to_latchkey() {
+    let mut docs = load_yaml(&[ENVOY, ENVOY_MTLS]).await.into_iter();
+    let plain = docs.next().expect("envoy.yaml");
+    let mut mtls = docs.next().expect("envoy-mtls.yaml");
+    let clusters = mtls["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters");
+    let latchkey = clusters
+        .iter_mut()
+        .find(|c| c["name"] == "latchkey")
+        .expect("a latchkey cluster");
+    let host = latchkey["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ["address"]["socket_address"]["address"]
+        .clone();
+    let tls = latchkey
+        .as_object_mut()
+        .and_then(|c| c.remove("transport_socket"))
+        .unwrap_or_else(|| panic!("{ENVOY_MTLS}: the latchkey cluster has no transport_socket"));
+
+    assert_eq!(mtls, plain, "{ENVOY_MTLS} differs from {ENVOY} elsewhere");
+    let context = &tls["typed_config"];
+    assert_eq!(
+        context["@type"],
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    );
+    // Envoy asks for the host it dials and accepts only a certificate for that name.
+    assert_eq!(context["sni"], host);
+    let common = &context["common_tls_context"];
+    assert_eq!(common["alpn_protocols"], json!(["h2"]));
+    let checked = &common["validation_context"];
+    assert!(checked["trusted_ca"]["filename"].is_string(), "{checked}");
+    assert_eq!(
+        checked["match_typed_subject_alt_names"],
+        json!([{"san_type": "DNS", "matcher": {"exact": host}}])
+    );
+    let presented = &common["tls_certificates"][0];
+    assert!(presented["certificate_chain"]["filename"].is_string());
+    assert!(presented["private_key"]["filename"].is_string());
+}
+
+#[tokio::test]
+async fn envoy_accepts_the_mtls_variant() {
+    // Envoy reads the certificate files when it validates: the variant's, replaced by real ones.
+    let files = ServerTls::new();
+    let client = files.client(Identity::Uri("spiffe://test/ns/edge/sa/envoy"), "envoy");
+    let tls = EnvoyTls {
+        ca: &files.ca_file,
+        client: &client,
+    };
+    let config = files.dir.path().join("envoy-mtls.yaml");
+    std::fs::write(&config, mtls_config(&tls)).expect("config written");
+    let config = config.display().to_string();
+
+    let output = run_peer("envoy", &["--mode", "validate", "-c", &config], "").await;
+
+    assert!(
+        output.status.success(),
+        "envoy --mode validate -c {ENVOY_MTLS} (its files replaced) failed: {}",
         text(&output)
     );
 }
