@@ -45,8 +45,9 @@ USER 10001:10001
 # gRPC (AuthService, health, reflection, ext_authz); HTTP (JWKS, /healthz, /readyz, /metrics).
 EXPOSE 50051 8080
 
-# gRPC health through the binary itself (no grpc_health_probe, no curl in the image): exit 0 when
-# SERVING, 1 otherwise, e.g. while the store is unreachable.
+# Health through the binary itself (no grpc_health_probe, no curl in the image): gRPC health, or
+# GET /readyz over HTTPS when LATCHKEY_TLS_CERT is set; exit 0 when SERVING, 1 otherwise, e.g.
+# while the store is unreachable.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["latchkey", "healthcheck"]
 

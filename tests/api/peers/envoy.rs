@@ -4,44 +4,19 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
-use axum::{Router, extract::State, http::HeaderMap};
-
 use crate::helpers::{
     app::{TestApp, spawn_app},
     client::{HttpResponse, forged_authorizations, send},
-    envoy::Envoy,
+    envoy::{Envoy, spawn_upstream},
 };
 
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
-
-/// The upstream: answers every request with the headers it received, as JSON (name → values),
-/// and counts the requests that reached it.
-async fn spawn_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: HeaderMap) -> String {
-        hits.fetch_add(1, Ordering::SeqCst);
-        let mut seen = BTreeMap::<String, Vec<String>>::new();
-        for (name, value) in &headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            seen.entry(name.to_string()).or_default().push(value);
-        }
-        serde_json::to_string(&seen).expect("headers as JSON")
-    }
-    let hits = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("upstream binds");
-    let addr = listener.local_addr().expect("upstream address");
-    let router = Router::new().fallback(echo).with_state(hits.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (addr, hits)
-}
 
 /// latchkey, and Envoy with latchkey as its ext_authz server in front of the echoing upstream.
 struct Gateway {
