@@ -121,6 +121,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: Some(dir.path().display().to_string()),
         grpc_addr: Some("127.0.0.1:0".into()),
         http_addr: Some("127.0.0.1:0".into()),
+        // One user opens a session per Refresh measured: more than the default cap of 100.
+        max_sessions_per_user: Some(100_000),
         ..Default::default()
     };
     let config = Config::resolve(args)?;
