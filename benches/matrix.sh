@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# The load-generator matrix behind BENCHMARKS.md: a fresh `latchkey serve` per backend (SQLite in a
+# temp dir, then PostgreSQL in a fresh database), one user, and `latchkey-bench` over every op at
+# the same concurrency, with the server's memory (VmRSS, VmHWM) read after each cell; then, while
+# that server idles, the raw argon2id and EdDSA rates of this machine. Prints Markdown tables:
+# ratios to the baselines of the same run first, absolute figures second.
+#
+#   bash benches/matrix.sh                 # both backends, release build (built first)
+#   bash benches/matrix.sh sqlite          # one backend
+#   bash benches/matrix.sh --strict sqlite # fail on any failed call (what .ci/run's smoke does)
+#
+# Settings (environment):
+#   BENCH_DURATION, BENCH_WARMUP   per cell (humantime): 10s, 3s
+#   BENCH_CONC                     calls in flight (health, introspect, check, refresh): 64
+#   BENCH_LOGIN_CONC               logins in flight: 4 per CPU, under the server's admission bound
+#                                  (8 waiting per hashing thread, one thread per CPU), so that the
+#                                  figure is the hashing rate and not a flood of OVERLOADED
+#   BENCH_CONNS                    HTTP/2 connections: 1
+#   BENCH_BIN                      a directory holding `latchkey` and `latchkey-bench` already built
+#                                  (default: build them with `cargo build --release` into target/)
+#   LATCHKEY_BENCH_POSTGRES_URL    a PostgreSQL superuser URL; a fresh database is created in it
+#                                  and dropped at the end (default postgres://postgres@127.0.0.1:5432/postgres)
+#   BENCH_OUT                      where the table is also written: target/bench-matrix.md
+# Every other LATCHKEY_* variable is cleared: the server runs at its defaults.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+strict=0
+backends=()
+for arg in "$@"; do
+    case "$arg" in
+        --strict) strict=1 ;;
+        sqlite | postgres) backends+=("$arg") ;;
+        *) echo "usage: $0 [--strict] [sqlite] [postgres]" >&2; exit 2 ;;
+    esac
+done
+[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
+
+# The server runs with its defaults: a stray setting from the caller's environment (a config
+# file, a cost, a cap) would change what is measured.
+for var in $(compgen -e | grep '^LATCHKEY_' | grep -v '^LATCHKEY_BENCH_'); do
+    unset "$var"
+done
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-3s}
+CONC=${BENCH_CONC:-64}
+CPUS=$(nproc)
+LOGIN_CONC=${BENCH_LOGIN_CONC:-$((4 * CPUS))}
+CONNS=${BENCH_CONNS:-1}
+PG_URL=${LATCHKEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+OUT=${BENCH_OUT:-target/bench-matrix.md}
+
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+else
+    echo "building the release binaries (cargo build --release -p latchkey -p latchkey-bench)" >&2
+    cargo build --release --locked -p latchkey -p latchkey-bench --bins >&2
+    BIN=target/release
+fi
+for program in latchkey latchkey-bench; do
+    [ -x "$BIN/$program" ] || { echo "no $BIN/$program" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/latchkey-bench.XXXXXX)
+SERVER_PID=""
+PG_DB=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [ -n "$PG_DB" ]; then
+        psql "$PG_URL" -XAqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The bench user's password: random, passed by variable, never on a command line.
+LATCHKEY_BENCH_PASSWORD=$(head -c 18 /dev/urandom | base64)
+export LATCHKEY_BENCH_PASSWORD
+
+# Figures, one line per cell: backend op rss_kib hwm_kib json.
+RESULTS="$WORK/results"
+: >"$RESULTS"
+failed=0
+
+# `cell BACKEND OP ARGS...`: one latchkey-bench run, reported on stderr and kept for the table.
+cell() {
+    local backend=$1 op=$2 json status=0
+    shift 2
+    json=$("$BIN/latchkey-bench" --op "$op" --duration "$DURATION" --warmup "$WARMUP" --json "$@") ||
+        status=$?
+    if [ "$status" -eq 2 ] || [ -z "$json" ]; then
+        echo "FATAL: latchkey-bench --op $op could not run (exit $status)" >&2
+        exit 1
+    fi
+    if [ "$status" -ne 0 ]; then
+        failed=1
+    fi
+    local rss=0 hwm=0
+    if [ "$op" != argon2 ] && [ "$op" != eddsa ]; then
+        # A server that died is a zombie until reaped: its status has no memory lines.
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+        if [ -z "$rss" ] || [ -z "$hwm" ]; then
+            echo "FATAL: the server died during --op $op" >&2
+            exit 1
+        fi
+    fi
+    printf '%s %s %s %s %s\n' "$backend" "$op" "$rss" "$hwm" "$json" >>"$RESULTS"
+    python3 -c 'import json, sys; r = json.loads(sys.argv[3]); rss = int(sys.argv[4]) // 1024; print("%-8s %-10s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s%s" % (sys.argv[1], sys.argv[2], r["ops_per_sec"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["errors"], r["errors_by_kind"] or "", " server RSS %d MiB" % rss if rss else ""))' \
+        "$backend" "$op" "$json" "$rss" >&2
+}
+
+# `serve BACKEND`: a fresh server on that backend, ready, with the bench user.
+serve() {
+    local backend=$1 dir="$WORK/$1"
+    mkdir -p "$dir"
+    export LATCHKEY_DATA_DIR="$dir/data"
+    export LATCHKEY_GRPC_ADDR="127.0.0.1:$(free_port)"
+    export LATCHKEY_HTTP_ADDR="127.0.0.1:$(free_port)"
+    unset LATCHKEY_DATABASE_URL
+    if [ "$backend" = postgres ]; then
+        command -v psql >/dev/null || { echo "FATAL: psql is needed for the PostgreSQL cells" >&2; exit 1; }
+        PG_DB="latchkey_bench_$$"
+        psql "$PG_URL" -XAqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+        psql "$PG_URL" -XAqc "CREATE DATABASE $PG_DB" >/dev/null
+        # The same server and credentials, the fresh database instead of the one named.
+        export LATCHKEY_DATABASE_URL
+        LATCHKEY_DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_URL" "$PG_DB")
+    fi
+    "$BIN/latchkey" serve >"$dir/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 300); do
+        "$BIN/latchkey" healthcheck >/dev/null 2>&1 && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    if ! "$BIN/latchkey" healthcheck >/dev/null; then
+        cat "$dir/server.log" >&2
+        echo "FATAL: the server never became ready" >&2
+        exit 1
+    fi
+    printf '%s' "$LATCHKEY_BENCH_PASSWORD" |
+        "$BIN/latchkey" user add bench --password-stdin >"$dir/user.log" 2>&1 ||
+        { cat "$dir/user.log" >&2; exit 1; }
+}
+
+stop() {
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+    if [ -n "$PG_DB" ]; then
+        psql "$PG_URL" -XAqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
+        PG_DB=""
+    fi
+}
+
+echo "cells: $DURATION after $WARMUP warm-up; $CONC in flight ($LOGIN_CONC for login), $CONNS connection(s); $CPUS CPUs" >&2
+for backend in "${backends[@]}"; do
+    serve "$backend"
+    target="http://$LATCHKEY_GRPC_ADDR"
+    common=(--target "$target" --conns "$CONNS" --user bench --password-env LATCHKEY_BENCH_PASSWORD)
+    cell "$backend" health "${common[@]}" --conc "$CONC"
+    cell "$backend" introspect "${common[@]}" --conc "$CONC"
+    cell "$backend" check "${common[@]}" --conc "$CONC"
+    cell "$backend" refresh "${common[@]}" --conc "$CONC"
+    cell "$backend" login "${common[@]}" --conc "$LOGIN_CONC"
+    # The raw rates right after, while the server idles: the machine's load (shared, noisy) is
+    # then close to what the cells above saw.
+    cell "$backend" argon2
+    cell "$backend" eddsa
+    stop
+done
+
+mkdir -p "$(dirname "$OUT")"
+python3 - "$RESULTS" "$DURATION" "$WARMUP" "$CONC" "$LOGIN_CONC" "$CONNS" "$CPUS" >"$OUT" <<'PY'
+import json, sys
+
+path, duration, warmup, conc, login_conc, conns, cpus = sys.argv[1:]
+cells = {}
+for line in open(path):
+    backend, op, rss, hwm, report = line.split(" ", 4)
+    cells[(backend, op)] = (int(rss), int(hwm), json.loads(report))
+backends = [b for b in ("sqlite", "postgres") if (b, "health") in cells]
+names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+rows = [
+    ("health", f"no-op call (health Check), {conc} in flight", "health"),
+    ("introspect", f"Introspect, {conc} in flight", "health"),
+    ("check", f"ext_authz Check, {conc} in flight", "health"),
+    ("refresh", f"Refresh, {conc} chains rotating", "health"),
+    ("login", f"Login, {login_conc} in flight", "argon2"),
+]
+
+
+def rate(report):
+    return f"{report['ops_per_sec']:,.0f}"
+
+def ms(x):
+    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+print(f"Cells of {duration} after a {warmup} warm-up, {conns} HTTP/2 connection(s), {cpus} CPUs; "
+      "client and server on the same cores.\n")
+head = " | ".join(f"× baseline, {names[b]}" for b in backends)
+print(f"| op | baseline | {head} |")
+print("|---|---|" + "---:|" * len(backends))
+for op, label, base in rows:
+    ratios = []
+    for b in backends:
+        r = cells[(b, op)][2]["ops_per_sec"]
+        d = cells[(b, base)][2]["ops_per_sec"]
+        ratios.append(f"{r / d:.2f}" if d else "–")
+    name = "itself" if op == "health" else ("raw argon2id" if base == "argon2" else "no-op call")
+    print(f"| {label} | {name} | " + " | ".join(ratios) + " |")
+print()
+head = " | ".join(f"{names[b]} ops/s | p50 / p99 / max ms | errors | RSS / peak MiB" for b in backends)
+print(f"| op | {head} |")
+print("|---|" + "---:|---:|---:|---:|" * len(backends))
+for op, label, _ in rows:
+    cols = []
+    for b in backends:
+        rss, hwm, r = cells[(b, op)]
+        errors = str(r["errors"]) + (f" ({', '.join(f'{k} {n}' for k, n in r['errors_by_kind'].items())})" if r["errors"] else "")
+        cols.append(f"{rate(r)} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} | {errors} | {rss // 1024} / {hwm // 1024}")
+    print(f"| {label} | " + " | ".join(cols) + " |")
+print()
+head = " | ".join(f"{names[b]} ops/s | p50 / p99 ms" for b in backends)
+threads = cells[(backends[0], "argon2")][2]["conc"]
+print(f"| raw rate, this machine, right after the server's cells ({threads} threads) | {head} |")
+print("|---|" + "---:|---:|" * len(backends))
+for op, label in (("argon2", "argon2id hash, OWASP cost (m=19 MiB, t=2, p=1)"), ("eddsa", "EdDSA access-token verification")):
+    cols = [f"{rate(cells[(b, op)][2])} | {ms(cells[(b, op)][2]['p50_ms'])} / {ms(cells[(b, op)][2]['p99_ms'])}" for b in backends]
+    print(f"| {label} | " + " | ".join(cols) + " |")
+PY
+cat "$OUT"
+
+if [ "$strict" -eq 1 ] && [ "$failed" -ne 0 ]; then
+    echo "FAILED: some calls failed or a cell made none (see the errors above)" >&2
+    exit 1
+fi
