@@ -17,6 +17,7 @@ COPY proto ./proto
 COPY migrations ./migrations
 COPY benches ./benches
 COPY verify ./verify
+COPY bench ./bench
 COPY src ./src
 # The cargo registry and target/ are cached between builds; the binary is copied out of the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
