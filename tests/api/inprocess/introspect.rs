@@ -27,7 +27,7 @@ async fn introspecting_again_and_again_does_not_read_the_revocation_feed_per_cal
     assert!(app.introspect(&alice.access_token).await.active);
     let before = store_reads(&app).await;
     let started = Instant::now();
-    const CALLS: u64 = 200;
+    const CALLS: u64 = 500;
     for _ in 0..CALLS {
         let info = app.introspect(&alice.access_token).await;
         assert!(info.active);
@@ -36,12 +36,12 @@ async fn introspecting_again_and_again_does_not_read_the_revocation_feed_per_cal
     let (took, reads) = (started.elapsed(), store_reads(&app).await - before);
     eprintln!("{CALLS} Introspects in {took:?}: {reads} reads of the revocation feed");
     // The background sync reads every 50 ms whatever the calls, and when it falls behind (a loaded
-    // machine) an Introspect reads once the last read began over 100 ms ago: at most one read per
-    // 50 ms and one per 100 ms. Reading per call would be one read per Introspect.
-    let millis = took.as_millis() as u64;
-    let bound = millis / 50 + millis / 100 + 3;
+    // machine) an Introspect reads once the last read began over 100 ms ago: about one read per
+    // 50 ms and one per 100 ms, counted generously here. Reading per call would be one read per
+    // Introspect.
+    let bound = took.as_millis() as u64 / 25 + 10;
     assert!(
-        reads <= bound && reads < CALLS / 2,
+        reads <= bound && reads < CALLS / 4,
         "{reads} reads for {CALLS} calls in {took:?} (at most {bound} expected)"
     );
     app.stop().await;
