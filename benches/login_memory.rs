@@ -6,15 +6,15 @@
 //! Machines here are noisy, so the Login rate is given as a ratio to the raw argon2id rate measured
 //! in the same run: one thread per CPU hashing with the argon2 crate directly at the same
 //! parameters, each in memory of its own reused from hash to hash (the fastest argon2id this
-//! machine does). That baseline runs in a child process (this binary with `--raw-argon2`), once
-//! before the logins and once after, so that its memory never counts as the server's.
+//! machine does). That baseline runs in a child process (this binary with `--raw-argon2`), so that
+//! its memory never counts as the server's, just before and just after each cell: a cell's ratio is
+//! to the mean of the two, which follows the machine's load as it changes.
 //!
 //! Memory is the process's peak resident set (`VmHWM` in `/proc/self/status`) at start, before the
 //! logins (users created) and after each cell; the load generator shares the process and adds its
 //! own few MiB. Results and the command are recorded in BENCHMARKS.md.
 
 use std::{
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -40,7 +40,7 @@ const RAW_FLAG: &str = "--raw-argon2";
 const RAW_PER_THREAD: usize = 24;
 const PASSWORD: &str = "correct horse battery staple";
 /// (calls in flight, logins) per cell.
-const CELLS: [(usize, usize); 3] = [(8, 120), (16, 160), (32, 240)];
+const CELLS: [(usize, usize); 3] = [(8, 160), (16, 200), (32, 240)];
 
 fn main() -> anyhow::Result<()> {
     let cpus = thread::available_parallelism()?.get();
@@ -48,32 +48,40 @@ fn main() -> anyhow::Result<()> {
         println!("{}", raw_argon2(cpus));
         return Ok(());
     }
-    let before = raw_in_child()?;
     let cells = tokio::runtime::Runtime::new()?.block_on(logins())?;
-    let after = raw_in_child()?;
-    let raw = (before + after) / 2.0;
-    println!(
-        "raw argon2id, {cpus} threads, memory reused: {raw:.1} hashes/s \
-         (before the logins {before:.1}, after {after:.1})"
-    );
+    println!("raw/s: argon2id on {cpus} threads, memory reused, around each cell");
     println!();
     println!(
-        "{:<16} {:>8} {:>10} {:>10} {:>11} {:>14}",
-        "in flight", "logins", "logins/s", "× raw", "OVERLOADED", "peak RSS MiB"
+        "{:<18} {:>7} {:>9} {:>9} {:>7} {:>11} {:>13}",
+        "in flight", "logins", "logins/s", "raw/s", "× raw", "OVERLOADED", "peak RSS MiB"
     );
     for cell in &cells {
-        let label = cell.in_flight.map_or("—".to_owned(), |n| n.to_string());
-        let rate = cell.rate.map_or("—".to_owned(), |r| format!("{r:.1}"));
-        let ratio = cell
-            .rate
-            .map_or("—".to_owned(), |r| format!("{:.2}", r / raw));
+        let (label, logins, rate, raw, ratio, overloaded) = match &cell.load {
+            None => (
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+                "—".to_owned(),
+            ),
+            Some(load) => (
+                load.in_flight.to_string(),
+                load.logins.to_string(),
+                format!("{:.1}", load.rate),
+                format!("{:.1}", load.raw),
+                format!("{:.2}", load.rate / load.raw),
+                load.overloaded.to_string(),
+            ),
+        };
         println!(
-            "{:<16} {:>8} {:>10} {:>10} {:>11} {:>14.1}",
+            "{:<18} {:>7} {:>9} {:>9} {:>7} {:>11} {:>13.1}",
             format!("{label} ({})", cell.name),
-            cell.logins,
+            logins,
             rate,
+            raw,
             ratio,
-            cell.overloaded,
+            overloaded,
             cell.peak_rss_mib
         );
     }
@@ -108,38 +116,43 @@ fn raw_argon2(threads: usize) -> f64 {
 }
 
 /// The raw rate, measured by this binary in a child process.
-fn raw_in_child() -> anyhow::Result<f64> {
-    let output = Command::new(std::env::current_exe()?)
+async fn raw_in_child() -> anyhow::Result<f64> {
+    let output = tokio::process::Command::new(std::env::current_exe()?)
         .arg(RAW_FLAG)
-        .output()?;
+        .output()
+        .await?;
     anyhow::ensure!(output.status.success(), "the raw argon2 child failed");
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
+/// A point of the run: its peak RSS, and the load driven just before, if any.
 struct Cell {
     name: &'static str,
-    in_flight: Option<usize>,
-    logins: usize,
-    rate: Option<f64>,
-    overloaded: usize,
+    load: Option<Load>,
     peak_rss_mib: f64,
 }
 
+struct Load {
+    in_flight: usize,
+    logins: usize,
+    rate: f64,
+    /// The mean of the raw rates measured just before and just after.
+    raw: f64,
+    overloaded: usize,
+}
+
 impl Cell {
-    fn mark(name: &'static str) -> anyhow::Result<Self> {
+    fn mark(name: &'static str, load: Option<Load>) -> anyhow::Result<Self> {
         Ok(Self {
             name,
-            in_flight: None,
-            logins: 0,
-            rate: None,
-            overloaded: 0,
+            load,
             peak_rss_mib: peak_rss_mib()?,
         })
     }
 }
 
 async fn logins() -> anyhow::Result<Vec<Cell>> {
-    let mut cells = vec![Cell::mark("server started")?];
+    let mut cells = vec![Cell::mark("server started", None)?];
     let dir = tempfile::tempdir()?;
     let args = ConfigArgs {
         data_dir: Some(dir.path().display().to_string()),
@@ -158,21 +171,24 @@ async fn logins() -> anyhow::Result<Vec<Cell>> {
         let password = Password::parse(PASSWORD.into())?;
         service.add_user(&name, password, vec![]).await?;
     }
-    cells.push(Cell::mark("users created")?);
+    cells.push(Cell::mark("users created", None)?);
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
     let auth = AuthServiceClient::new(channel);
-    for (in_flight, total) in CELLS {
-        let (rate, overloaded) = drive(&auth, in_flight, total).await;
-        cells.push(Cell {
-            name: "logins",
-            in_flight: Some(in_flight),
-            logins: total,
-            rate: Some(rate),
+    let mut raw_before = raw_in_child().await?;
+    for (in_flight, logins) in CELLS {
+        let (rate, overloaded) = drive(&auth, in_flight, logins).await;
+        let raw_after = raw_in_child().await?;
+        let load = Load {
+            in_flight,
+            logins,
+            rate,
+            raw: (raw_before + raw_after) / 2.0,
             overloaded,
-            peak_rss_mib: peak_rss_mib()?,
-        });
+        };
+        cells.push(Cell::mark("logins", Some(load))?);
+        raw_before = raw_after;
     }
     Ok(cells)
 }
