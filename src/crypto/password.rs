@@ -1,15 +1,26 @@
-//! argon2id password hashing (OWASP parameters by default), run on tokio's blocking pool under a
-//! bounded concurrency: each hash holds `m_cost` KiB, so an unbounded queue would be a memory bomb.
-//! A caller first takes an [`Admission`], a place in the queue, or is told `Overloaded` at once:
-//! Login takes it before it does anything else, so a login turned away has written nothing.
+//! argon2id password hashing (OWASP parameters by default) on a fixed set of worker threads, one
+//! per permit of the hashing concurrency. Each worker owns one argon2 memory block of today's
+//! cost and reuses it for every hash it runs, so that all hashing together holds
+//! `concurrency × m_cost`, allocated once (hashes allocating afresh on tokio's blocking pool left
+//! the allocator holding hundreds of MB). The bound is on memory as much as on CPU, so an
+//! unbounded queue would be a memory bomb: a caller first takes an [`Admission`], a place in the
+//! queue, or is told `Overloaded` at once. Login takes it before it does anything else, so a login
+//! turned away has written nothing.
 
-use std::sync::Arc;
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex, PoisonError},
+    thread,
+};
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
-    password_hash::phc::PasswordHash,
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{
+        generate_salt,
+        phc::{Output, ParamsString, PasswordHash, Salt},
+    },
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Span;
 
 use crate::domain::{secret::Secret, types::Password};
@@ -20,6 +31,10 @@ pub enum HashError {
     Overloaded,
     #[error("password hashing failed: {0}")]
     Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> HashError {
+    HashError::Internal(e.to_string())
 }
 
 /// argon2id cost parameters.
@@ -41,13 +56,19 @@ impl Default for Cost {
     }
 }
 
+/// Work handed to a hashing worker, given the worker's memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    /// Hashes running now.
+    /// Hashes running now: one permit per worker.
     running: Arc<Semaphore>,
     /// Hashes running or waiting; past this, `Overloaded`.
     admitted: Arc<Semaphore>,
+    /// To the workers. Only a holder of a `running` permit sends, and a worker frees that permit
+    /// before it takes its next job, so the channel (one place per worker) is never full.
+    jobs: mpsc::Sender<Job>,
     /// Verified against when the user is unknown, so that both paths cost the same.
     dummy: Arc<str>,
     /// What every hash made now starts with (`$argon2id$v=19$m=…,t=…,p=…$`): a stored hash that
@@ -70,35 +91,34 @@ pub struct Verdict {
 }
 
 impl Hasher {
-    /// `concurrency` hashes run at once and as many again per slot may wait for one.
+    /// `concurrency` hashes run at once, on as many threads (which stop when the last clone of the
+    /// hasher is dropped); 8 × `concurrency` are admitted in all, running or waiting.
     pub fn new(cost: Cost, concurrency: usize) -> Result<Self, HashError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
-            .map_err(|e| HashError::Internal(e.to_string()))?;
+            .map_err(internal)?;
         let concurrency = concurrency.max(1);
-        let mut hasher = Self {
+        let blocks = params.block_count();
+        let dummy =
+            Memory::new(blocks).phc(&params, b"latchkey dummy password", &generate_salt())?;
+        // `$argon2id$v=19$m=…,t=…,p=…$`: the fields before the salt.
+        let prefix_len = dummy.match_indices('$').nth(3).map_or(0, |(i, _)| i + 1);
+        let (jobs, queue) = mpsc::channel(concurrency);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..concurrency {
+            let queue = queue.clone();
+            thread::Builder::new()
+                .name(format!("latchkey-argon2-{i}"))
+                .spawn(move || work(&queue, Memory::new(blocks)))
+                .map_err(internal)?;
+        }
+        Ok(Self {
             params,
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency * 8)),
-            dummy: Arc::from(""),
-            current: Arc::from(""),
-        };
-        let dummy = hasher.hash_now(b"latchkey dummy password")?;
-        // `$argon2id$v=19$m=…,t=…,p=…$`: the fields before the salt.
-        let prefix_len = dummy.match_indices('$').nth(3).map_or(0, |(i, _)| i + 1);
-        hasher.current = Arc::from(&dummy[..prefix_len]);
-        hasher.dummy = Arc::from(dummy);
-        Ok(hasher)
-    }
-
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
-    fn hash_now(&self, password: &[u8]) -> Result<String, HashError> {
-        self.argon2()
-            .hash_password(password)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Internal(e.to_string()))
+            jobs,
+            current: Arc::from(&dummy[..prefix_len]),
+            dummy: Arc::from(dummy),
+        })
     }
 
     /// A place in the queue, or `Overloaded` at once when it is full.
@@ -116,9 +136,9 @@ impl Hasher {
 
     /// A PHC string for a new password.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let this = self.clone();
+        let params = self.params.clone();
         self.admit()?
-            .run(move || this.hash_now(password.expose().as_bytes()))
+            .run(move |memory| memory.phc(&params, password.expose().as_bytes(), &generate_salt()))
             .await?
     }
 
@@ -130,13 +150,109 @@ impl Hasher {
 
     /// `password` hashed under today's parameters with the salt of `phc`, unless `phc` already is
     /// of today's parameters.
-    fn rehash(&self, password: &[u8], phc: &str) -> Option<Secret<String>> {
+    fn rehash(&self, memory: &mut Memory, password: &[u8], phc: &str) -> Option<Secret<String>> {
         if phc.starts_with(&*self.current) {
             return None;
         }
         let salt = PasswordHash::new(phc).ok()?.salt?;
-        let hash = self.argon2().hash_password_with_salt(password, &salt);
-        hash.ok().map(|h| Secret::new(h.to_string()))
+        let hash = memory.phc(&self.params, password, &salt);
+        hash.ok().map(Secret::new)
+    }
+}
+
+/// A worker: runs jobs in its own memory until every sender is gone.
+fn work(queue: &Mutex<mpsc::Receiver<Job>>, mut memory: Memory) {
+    loop {
+        // The lock is held while waiting only: the worker holding it takes the next job, and the
+        // next idle worker waits in its place while the job runs.
+        let job = queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .blocking_recv();
+        let Some(job) = job else { return };
+        // A job that panics (none is expected) loses its answer, not the worker.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+    }
+}
+
+/// A worker's argon2 memory: allocated at its first hash, sized for today's cost, reused for every
+/// hash after.
+struct Memory {
+    blocks: Vec<Block>,
+    /// Blocks a hash at today's cost needs.
+    size: usize,
+}
+
+impl Memory {
+    fn new(size: usize) -> Self {
+        Self {
+            blocks: Vec::new(),
+            size,
+        }
+    }
+
+    /// argon2 of `password` and `salt` into `out`. A hash costlier than today's (a stored hash
+    /// made under a past, higher `m_cost`) gets memory for this call only, so that a worker never
+    /// holds more than today's cost; a cheaper one uses the front of the worker's.
+    fn hash_into(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> argon2::Result<()> {
+        let needed = argon2.params().block_count();
+        if needed > self.size {
+            return argon2.hash_password_into(password, salt, out);
+        }
+        if self.blocks.is_empty() {
+            self.blocks = vec![Block::new(); self.size];
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut self.blocks[..needed])
+    }
+
+    /// The PHC string of `password` hashed with `salt` by argon2id (version 0x13) under `params`:
+    /// the string the argon2 crate's `hash_password_with_salt` makes.
+    fn phc(&mut self, params: &Params, password: &[u8], salt: &[u8]) -> Result<String, HashError> {
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let out = buffer
+            .get_mut(..len)
+            .ok_or_else(|| internal("output length"))?;
+        self.hash_into(&argon2, password, salt, out)
+            .map_err(internal)?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(internal)?,
+            salt: Some(Salt::new(salt).map_err(internal)?),
+            hash: Some(Output::new(out).map_err(internal)?),
+        };
+        Ok(hash.to_string())
+    }
+
+    /// Whether `password` hashes to `phc` under the algorithm, version, parameters, salt and output
+    /// length `phc` names, compared in constant time (`Output`'s equality). Anything that does
+    /// not parse never matches.
+    fn matches(&mut self, password: &[u8], phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return false;
+        };
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str());
+        let version = hash.version.map(Version::try_from).transpose();
+        let params = Params::try_from(&hash);
+        let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, params) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let out = &mut buffer[..expected.len()];
+        self.hash_into(&argon2, password, salt, out).is_ok()
+            && Output::new(out).is_ok_and(|computed| computed == *expected)
     }
 }
 
@@ -149,22 +265,21 @@ impl Admission {
         phc: Option<String>,
     ) -> Result<Verdict, HashError> {
         let hasher = self.hasher.clone();
-        self.run(move || {
+        self.run(move |memory| {
             let password = password.expose().as_bytes();
             let Some(phc) = phc else {
-                let _ = hasher.argon2().verify_password(password, &*hasher.dummy);
+                let _ = memory.matches(password, &hasher.dummy);
                 return Verdict {
                     matches: false,
                     rehashed: None,
                 };
             };
-            let matches = hasher
-                .argon2()
-                .verify_password(password, phc.as_str())
-                .is_ok();
+            let matches = memory.matches(password, &phc);
             Verdict {
                 matches,
-                rehashed: matches.then(|| hasher.rehash(password, &phc)).flatten(),
+                rehashed: matches
+                    .then(|| hasher.rehash(memory, password, &phc))
+                    .flatten(),
             }
         })
         .await
@@ -172,7 +287,7 @@ impl Admission {
 
     async fn run<T: Send + 'static>(
         self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let running = self
             .hasher
@@ -180,17 +295,25 @@ impl Admission {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| HashError::Internal(e.to_string()))?;
+            .map_err(internal)?;
         let span = Span::current();
-        let admitted = self.permit;
+        let permits = (self.permit, running);
+        let (answer, answered) = oneshot::channel();
         // The permits travel with the work: a caller that gives up (a cancelled call) frees its
         // slot only when the hash it started has finished, so the bound holds whatever clients do.
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            span.in_scope(work)
-        })
-        .await
-        .map_err(|e| HashError::Internal(e.to_string()))
+        // Nothing awaits between taking the permit and handing the job over.
+        let job: Job = Box::new(move |memory| {
+            let value = span.in_scope(|| work(memory));
+            drop(permits);
+            let _ = answer.send(value);
+        });
+        self.hasher
+            .jobs
+            .try_send(job)
+            .map_err(|_| internal("the hashing workers are gone"))?;
+        answered
+            .await
+            .map_err(|_| internal("a password hash panicked"))
     }
 }
 

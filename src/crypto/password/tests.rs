@@ -134,3 +134,101 @@ async fn a_cancelled_check_keeps_its_slot_until_its_hash_is_done() {
         "the hash still runs, so its slot stays taken"
     );
 }
+
+#[tokio::test]
+async fn hashes_are_those_of_the_argon2_crate_both_ways() {
+    use argon2::{PasswordHasher as _, PasswordVerifier as _};
+    let h = cheap();
+    let params = Params::new(64, 1, 1, None).unwrap();
+    let argon2 = || Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let theirs = argon2()
+        .hash_password(b"correct horse")
+        .unwrap()
+        .to_string();
+    assert!(
+        h.verify(pw("correct horse"), Some(theirs.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(!h.verify(pw("wrong"), Some(theirs)).await.unwrap());
+    let ours = h.hash(pw("correct horse")).await.unwrap();
+    let ours = PasswordHash::new(&ours).unwrap();
+    assert!(argon2().verify_password(b"correct horse", &ours).is_ok());
+    let again = argon2()
+        .hash_password_with_salt(b"correct horse", &ours.salt.unwrap())
+        .unwrap();
+    assert_eq!(again.to_string(), ours.to_string(), "the same PHC string");
+}
+
+#[tokio::test]
+async fn hashes_under_other_algorithms_lengths_and_costs_still_verify() {
+    use argon2::PasswordHasher as _;
+    let h = cheap();
+    let made = |algorithm, m_cost, output_len| {
+        let params = Params::new(m_cost, 1, 1, Some(output_len)).unwrap();
+        Argon2::new(algorithm, Version::V0x13, params)
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string()
+    };
+    for phc in [
+        made(Algorithm::Argon2i, 64, 32),
+        made(Algorithm::Argon2id, 64, 16),
+        // Cheaper than today's: the front of the worker's memory.
+        made(Algorithm::Argon2id, 8, 32),
+        // Costlier than today's: memory for that call only.
+        made(Algorithm::Argon2id, 256, 32),
+    ] {
+        assert!(
+            h.verify(pw("correct horse"), Some(phc.clone()))
+                .await
+                .unwrap(),
+            "{phc}"
+        );
+        assert!(
+            !h.verify(pw("wrong"), Some(phc.clone())).await.unwrap(),
+            "{phc}"
+        );
+    }
+}
+
+#[test]
+fn a_worker_reuses_its_memory_and_never_outgrows_todays_cost() {
+    let today = Params::new(64, 1, 1, None).unwrap();
+    let mut memory = Memory::new(today.block_count());
+    memory.phc(&today, b"x", b"saltsalt").unwrap();
+    let (at, len) = (memory.blocks.as_ptr(), memory.blocks.len());
+    assert_eq!(len, 64);
+    let costlier = Params::new(256, 1, 1, None).unwrap();
+    let cheaper = Params::new(8, 1, 1, None).unwrap();
+    for params in [&today, &costlier, &cheaper, &today] {
+        let phc = memory.phc(params, b"x", b"saltsalt").unwrap();
+        assert!(memory.matches(b"x", &phc));
+        assert_eq!((memory.blocks.as_ptr(), memory.blocks.len()), (at, len));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashes_run_on_one_thread_per_permit() {
+    let h = Hasher::new(
+        Cost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        2,
+    )
+    .unwrap();
+    let threads = futures_util::future::join_all((0..16).map(|_| {
+        let admission = h.admit().unwrap();
+        admission.run(|_| thread::current().name().map(str::to_owned))
+    }))
+    .await;
+    let threads: std::collections::BTreeSet<_> =
+        threads.into_iter().map(|t| t.unwrap().unwrap()).collect();
+    assert!(threads.len() <= 2, "{threads:?}");
+    assert!(
+        threads.iter().all(|t| t.starts_with("latchkey-argon2-")),
+        "{threads:?}"
+    );
+}
