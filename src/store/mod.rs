@@ -21,6 +21,7 @@ use crate::domain::{
     types::TokenHash,
 };
 
+mod batch;
 mod error;
 mod listen;
 mod postgres;

@@ -38,7 +38,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
-    Ok(SqlStore::new(pool))
+    Ok(SqlStore::new(pool, None))
 }
 
 /// `migrations/postgres/`, in order.

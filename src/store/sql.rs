@@ -9,7 +9,9 @@ use sqlx::{
 };
 
 use super::{
-    SessionRecord, Signals, StoreResult, UserRecord, listen, queries as q,
+    Rotation, SessionRecord, Signals, StoreResult, UserRecord,
+    batch::RotationBatches,
+    listen, queries as q,
     rows::{UserRow, revocation_columns},
 };
 use crate::domain::{
@@ -55,14 +57,18 @@ pub struct SqlStore<DB: Database> {
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
+    /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each in a
+    /// transaction of its own.
+    pub(super) rotations: Option<RotationBatches>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a pool whose database is already migrated.
-    pub(super) fn new(pool: Pool<DB>) -> Self {
+    pub(super) fn new(pool: Pool<DB>, rotations: Option<RotationBatches>) -> Self {
         Self {
             pool,
             origin: uuid::Uuid::new_v4().simple().to_string(),
+            rotations,
         }
     }
 }
@@ -116,6 +122,26 @@ where
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// A rotation inside a caller's transaction: the compare-and-swap on the session's generation,
+    /// then the new token's row. `false`, having written nothing, when the generation has moved.
+    pub(super) async fn rotate_in(tx: &mut Transaction<'_, DB>, r: &Rotation) -> StoreResult<bool> {
+        let rotated = sqlx::query(q::ROTATE)
+            .bind(r.now)
+            .bind(r.now)
+            .bind(r.idle_expires_at)
+            .bind(&r.sealed_token)
+            .bind(&r.session_id)
+            .bind(r.expected_generation)
+            .execute(&mut **tx)
+            .await?;
+        if DB::rows_affected(&rotated) != 1 {
+            return Ok(false);
+        }
+        let generation = r.expected_generation + 1;
+        Self::insert_token(tx, &r.token_hash, &r.session_id, generation, r.now).await?;
+        Ok(true)
     }
 
     pub(super) async fn insert_token(

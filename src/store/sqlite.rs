@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode. Writers serialise on SQLite's lock (a busy
 //! timeout waits for it), so several processes may share the file: the CLI beside a running server,
 //! or two servers on one machine. `synchronous = FULL`: an acknowledged write survives power loss.
+//! Rotations that arrive together share one commit (see `batch.rs`).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -13,7 +14,9 @@ use sqlx::{
 };
 
 use super::{
-    Mode, StoreError, StoreResult, queries as q,
+    Mode, StoreError, StoreResult,
+    batch::RotationBatches,
+    queries as q,
     sql::{Backend, SqlStore, migrator},
 };
 
@@ -48,7 +51,8 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
-    Ok(SqlStore::new(pool))
+    let rotations = RotationBatches::start(pool.clone());
+    Ok(SqlStore::new(pool, Some(rotations)))
 }
 
 /// Makes a database file just created, and its WAL and shared-memory files, private to their owner

@@ -163,21 +163,13 @@ where
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
+        if let Some(batches) = &self.rotations {
+            return batches.rotate(r.clone()).await;
+        }
         let mut tx = self.pool.begin().await?;
-        let rotated = sqlx::query(q::ROTATE)
-            .bind(r.now)
-            .bind(r.now)
-            .bind(r.idle_expires_at)
-            .bind(&r.sealed_token)
-            .bind(&r.session_id)
-            .bind(r.expected_generation)
-            .execute(&mut *tx)
-            .await?;
-        if DB::rows_affected(&rotated) != 1 {
+        if !Self::rotate_in(&mut tx, r).await? {
             return Ok(false);
         }
-        let generation = r.expected_generation + 1;
-        Self::insert_token(&mut tx, &r.token_hash, &r.session_id, generation, r.now).await?;
         tx.commit().await?;
         Ok(true)
     }

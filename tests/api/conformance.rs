@@ -159,6 +159,75 @@ async fn of_concurrent_swaps_of_one_generation_exactly_one_wins(store: Arc<dyn S
     assert_eq!(won, 1);
 }
 
+/// Rotations arriving together (on SQLite they share one commit): each is answered as if it were
+/// alone. Of two swaps of one generation one wins; a stale generation, an unknown session and a
+/// token that is already stored (the statement fails) change nothing of their own, and none of
+/// them costs the others their rotation.
+async fn rotations_arriving_together_are_each_answered_as_if_alone(store: Arc<dyn Store>) {
+    let taken = seeded(store.as_ref()).await;
+    let ids: Vec<String> = (2..=20).map(|i| format!("s{i}")).collect();
+    for id in &ids {
+        open(store.as_ref(), &session(id, "u1")).await;
+    }
+    let fresh: Vec<TokenHash> = ids.iter().map(|_| hash()).collect();
+    let (racer_a, racer_b) = (hash(), hash());
+    let mut rotations: Vec<(Rotation, Option<bool>)> = ids
+        .iter()
+        .zip(&fresh)
+        .map(|(id, h)| (rotation(id, 1, h.clone()), Some(true)))
+        .collect();
+    rotations.push((rotation("s1", 1, racer_a.clone()), None));
+    rotations.push((rotation("s1", 1, racer_b.clone()), None));
+    rotations.push((rotation("s2", 7, hash()), Some(false)));
+    rotations.push((rotation("nobody", 1, hash()), Some(false)));
+    // The token of s1's first generation, offered again as another session's next: the insert
+    // fails, and that session stays as it was.
+    let lone = open(store.as_ref(), &session("s21", "u1")).await;
+    let clash = rotation("s21", 1, taken);
+    let answers = {
+        let all = rotations.iter().map(|(r, _)| store.rotate(r));
+        let clashing = store.rotate(&clash);
+        futures_util::future::join(join_all(all), clashing).await
+    };
+    let (answers, clashed) = answers;
+    assert!(clashed.is_err(), "a token stored twice: {clashed:?}");
+    for ((r, expected), answer) in rotations.iter().zip(&answers) {
+        let answer = answer.as_ref().expect("each rotation answered");
+        if let Some(expected) = expected {
+            assert_eq!(
+                answer, expected,
+                "{} from {}",
+                r.session_id, r.expected_generation
+            );
+        }
+    }
+    let racers = &answers[ids.len()..ids.len() + 2];
+    let won: Vec<bool> = racers.iter().map(|a| *a.as_ref().unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    // What was answered is what is stored.
+    for (id, h) in ids.iter().zip(&fresh) {
+        let found = store.find_refresh(h).await.unwrap();
+        let (s, generation) = found.unwrap_or_else(|| panic!("{id}'s new token"));
+        assert_eq!(
+            (s.id.as_str(), generation, s.generation),
+            (id.as_str(), 2, 2)
+        );
+    }
+    let (winner, loser) = if won[0] {
+        (racer_a, racer_b)
+    } else {
+        (racer_b, racer_a)
+    };
+    assert_eq!(store.find_refresh(&winner).await.unwrap().unwrap().1, 2);
+    assert_eq!(store.find_refresh(&loser).await.unwrap(), None);
+    let (s, generation) = store.find_refresh(&lone).await.unwrap().unwrap();
+    assert_eq!(
+        (generation, s.generation),
+        (1, 1),
+        "the failed rotation left a trace"
+    );
+}
+
 async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
     let event = store
@@ -702,6 +771,7 @@ conformance!(
     usernames_are_unique_exactly_as_given,
     rotation_is_a_compare_and_swap_on_the_generation,
     of_concurrent_swaps_of_one_generation_exactly_one_wins,
+    rotations_arriving_together_are_each_answered_as_if_alone,
     a_revoked_session_never_rotates_and_is_revoked_once,
     revoking_what_is_revoked_writes_no_event,
     revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff,

@@ -1,0 +1,104 @@
+//! Group commit of rotations on SQLite. SQLite has one writer at a time and `synchronous = FULL`
+//! makes every commit wait for the disk, so a transaction per rotation caps Refresh at one fsync
+//! each. Here one task takes the rotations that arrive together and commits them in one
+//! transaction: each in a savepoint of its own, so that one whose compare-and-swap fails (or whose
+//! statement errs) leaves the others in, and each caller gets its own answer, only once the commit
+//! is durable. If the commit itself fails, nothing of the batch was written and every caller hears
+//! so.
+
+use sqlx::{Acquire, Pool, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Rotation, StoreError, StoreResult, sql::SqlStore};
+
+/// Rotations committed together at most; more wait for the next commit.
+const MAX_BATCH: usize = 256;
+/// Rotations waiting, beyond which callers wait to hand theirs over.
+const QUEUE: usize = 1024;
+
+/// Where rotations are handed to the task that commits them.
+#[derive(Debug)]
+pub(super) struct RotationBatches {
+    jobs: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    rotation: Rotation,
+    answer: oneshot::Sender<StoreResult<bool>>,
+}
+
+impl RotationBatches {
+    /// Starts the committing task; it ends when the store is dropped.
+    pub(super) fn start(pool: Pool<Sqlite>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, queue));
+        Self { jobs }
+    }
+
+    /// Whether the rotation was made (`false`: the session's generation had moved), once its
+    /// commit is durable.
+    pub(super) async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
+        let (answer, answered) = oneshot::channel();
+        self.jobs
+            .send(Job { rotation, answer })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// The committing task is gone: only while the store is being dropped.
+fn stopped() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::PoolClosed)
+}
+
+async fn run(pool: Pool<Sqlite>, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics::histogram!("latchkey_rotation_batch_size").record(batch.len() as f64);
+        match rotate_all(&pool, &batch).await {
+            Ok(answers) => {
+                for (job, answer) in batch.drain(..).zip(answers) {
+                    let _ = job.answer.send(answer);
+                }
+            }
+            Err(failed) => {
+                // The first caller gets the driver's error itself, the others one of its kind.
+                let unavailable = matches!(failed, StoreError::Unavailable(_));
+                let mut failed = Some(failed);
+                for job in batch.drain(..) {
+                    let error = failed.take().unwrap_or_else(|| {
+                        let cause = sqlx::Error::Protocol(
+                            "the commit of the rotations batched with this one failed".into(),
+                        );
+                        if unavailable {
+                            StoreError::Unavailable(cause)
+                        } else {
+                            StoreError::Other(cause)
+                        }
+                    });
+                    let _ = job.answer.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// Every rotation of `batch` in one transaction; each one's answer, valid once this returns `Ok`.
+async fn rotate_all(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<StoreResult<bool>>> {
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut one = (&mut tx).begin().await?;
+        let answer = SqlStore::<Sqlite>::rotate_in(&mut one, &job.rotation).await;
+        if matches!(answer, Ok(true)) {
+            one.commit().await?;
+        } else {
+            one.rollback().await?;
+        }
+        answers.push(answer);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
