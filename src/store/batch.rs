@@ -9,7 +9,10 @@
 use sqlx::{Acquire, Pool, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Rotation, StoreError, StoreResult, sql::SqlStore};
+use super::{
+    Rotation, StoreError, StoreResult,
+    sql::{RotationQueue, SqlStore},
+};
 
 /// Rotations committed together at most; more wait for the next commit.
 const MAX_BATCH: usize = 256;
@@ -35,10 +38,13 @@ impl RotationBatches {
         tokio::spawn(run(pool, queue));
         Self { jobs }
     }
+}
 
+#[async_trait::async_trait]
+impl RotationQueue for RotationBatches {
     /// Whether the rotation was made (`false`: the session's generation had moved), once its
     /// commit is durable.
-    pub(super) async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
+    async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
         let (answer, answered) = oneshot::channel();
         self.jobs
             .send(Job { rotation, answer })

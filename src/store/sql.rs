@@ -9,9 +9,7 @@ use sqlx::{
 };
 
 use super::{
-    Rotation, SessionRecord, Signals, StoreResult, UserRecord,
-    batch::RotationBatches,
-    listen, queries as q,
+    Rotation, SessionRecord, Signals, StoreResult, UserRecord, listen, queries as q,
     rows::{UserRow, revocation_columns},
 };
 use crate::domain::{
@@ -59,12 +57,19 @@ pub struct SqlStore<DB: Database> {
     pub(super) origin: String,
     /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each in a
     /// transaction of its own.
-    pub(super) rotations: Option<RotationBatches>,
+    pub(super) rotations: Option<Box<dyn RotationQueue>>,
+}
+
+/// Takes rotations and makes them in transactions of its own choosing (see `batch.rs`).
+#[async_trait::async_trait]
+pub(super) trait RotationQueue: Send + Sync {
+    /// Whether the rotation was made, once it is durable.
+    async fn rotate(&self, rotation: Rotation) -> StoreResult<bool>;
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a pool whose database is already migrated.
-    pub(super) fn new(pool: Pool<DB>, rotations: Option<RotationBatches>) -> Self {
+    pub(super) fn new(pool: Pool<DB>, rotations: Option<Box<dyn RotationQueue>>) -> Self {
         Self {
             pool,
             origin: uuid::Uuid::new_v4().simple().to_string(),

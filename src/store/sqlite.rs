@@ -52,7 +52,7 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     let rotations = RotationBatches::start(pool.clone());
-    Ok(SqlStore::new(pool, Some(rotations)))
+    Ok(SqlStore::new(pool, Some(Box::new(rotations))))
 }
 
 /// Makes a database file just created, and its WAL and shared-memory files, private to their owner
