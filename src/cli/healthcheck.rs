@@ -19,12 +19,13 @@ use tokio_rustls::{
     rustls::{
         self, ClientConfig, DigitallySignedStruct, SignatureScheme,
         client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-        crypto::{
-            WebPkiSupportedAlgorithms, aws_lc_rs::default_provider, verify_tls12_signature,
-            verify_tls13_signature,
-        },
         pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
     },
+};
+// rustls' own signature checks, on the tree's one provider.
+use tokio_rustls::rustls::crypto::{
+    WebPkiSupportedAlgorithms, aws_lc_rs::default_provider, verify_tls12_signature,
+    verify_tls13_signature,
 };
 
 use crate::config::Config;

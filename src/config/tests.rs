@@ -117,7 +117,7 @@ fn refusal(args: ConfigArgs) -> String {
 }
 
 /// Asserts that `args` are refused with a message naming `var` and containing `allowed`.
-fn refused(args: ConfigArgs, var: &str, allowed: &str) {
+pub(super) fn refused(args: ConfigArgs, var: &str, allowed: &str) {
     let error = refusal(args);
     assert!(error.starts_with(var), "{var}: {error}");
     assert!(error.contains(allowed), "{var}: {error}");
@@ -329,64 +329,4 @@ fn every_setting_has_one_name_and_is_documented() {
         let row = format!("| `{flag}` | `{var}` |");
         assert!(readme.contains(&row), "the README has no row {row}");
     }
-}
-
-#[test]
-fn tls_settings_come_whole_and_caller_lists_need_client_certificates() {
-    refused(
-        args!(tls_cert: "server.crt"),
-        "LATCHKEY_TLS_CERT",
-        "without LATCHKEY_TLS_KEY",
-    );
-    refused(
-        args!(tls_key: "server.key"),
-        "LATCHKEY_TLS_KEY",
-        "without LATCHKEY_TLS_CERT",
-    );
-    refused(
-        args!(tls_client_ca: "ca.pem"),
-        "LATCHKEY_TLS_CLIENT_CA",
-        "needs TLS",
-    );
-    refused(
-        args!(tls_cert: " ", tls_key: "server.key"),
-        "LATCHKEY_TLS_CERT",
-        "is empty",
-    );
-    // A list with TLS but no client CA: nobody would have an identity.
-    refused(
-        args!(tls_cert: "server.crt", tls_key: "server.key", service_callers: "spiffe://a/b"),
-        "LATCHKEY_SERVICE_CALLERS",
-        "set LATCHKEY_TLS_CLIENT_CA",
-    );
-    refused(
-        args!(admin_callers: "ops"),
-        "LATCHKEY_ADMIN_CALLERS",
-        "set LATCHKEY_TLS_CLIENT_CA",
-    );
-    let mtls = || args!(tls_cert: "s.crt", tls_key: "s.key", tls_client_ca: "ca.pem");
-    refused(
-        ConfigArgs {
-            service_callers: Some("spiffe://prod/*/x".into()),
-            ..mtls()
-        },
-        "LATCHKEY_SERVICE_CALLERS",
-        "trailing `/*`",
-    );
-
-    let c = Config::resolve(ConfigArgs {
-        service_callers: Some("spiffe://prod/ns/a/*, gateway".into()),
-        ..mtls()
-    })
-    .unwrap();
-    let tls = c.tls.expect("TLS on");
-    assert_eq!(
-        tls.client_ca.as_deref(),
-        Some(std::path::Path::new("ca.pem"))
-    );
-    assert!(!c.callers.service.is_open());
-    assert!(c.callers.admin.is_open());
-    // Empty lists are no lists, with or without TLS.
-    let c = Config::resolve(args!(service_callers: " , ")).unwrap();
-    assert!(c.tls.is_none() && c.callers.service.is_open());
 }

@@ -58,3 +58,73 @@ pub(super) fn callers(args: &ConfigArgs, tls: Option<&TlsFiles>) -> anyhow::Resu
         admin: list("LATCHKEY_ADMIN_CALLERS", &args.admin_callers)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, tests::refused};
+
+    fn some(value: &str) -> Option<String> {
+        Some(value.to_owned())
+    }
+
+    fn with(tweak: impl FnOnce(&mut ConfigArgs)) -> ConfigArgs {
+        let mut args = ConfigArgs::default();
+        tweak(&mut args);
+        args
+    }
+
+    /// TLS with a client CA, and whatever `tweak` adds.
+    fn mtls(tweak: impl FnOnce(&mut ConfigArgs)) -> ConfigArgs {
+        with(|a| {
+            (a.tls_cert, a.tls_key, a.tls_client_ca) =
+                (some("s.crt"), some("s.key"), some("ca.pem"));
+            tweak(a);
+        })
+    }
+
+    #[test]
+    fn tls_settings_come_whole_and_caller_lists_need_client_certificates() {
+        let cert_only = with(|a| a.tls_cert = some("server.crt"));
+        refused(cert_only, "LATCHKEY_TLS_CERT", "without LATCHKEY_TLS_KEY");
+        let key_only = with(|a| a.tls_key = some("server.key"));
+        refused(key_only, "LATCHKEY_TLS_KEY", "without LATCHKEY_TLS_CERT");
+        let ca_only = with(|a| a.tls_client_ca = some("ca.pem"));
+        refused(ca_only, "LATCHKEY_TLS_CLIENT_CA", "needs TLS");
+        let blank = with(|a| (a.tls_cert, a.tls_key) = (some(" "), some("server.key")));
+        refused(blank, "LATCHKEY_TLS_CERT", "is empty");
+        // A list with TLS but no client CA: nobody would have an identity.
+        let no_ca = with(|a| {
+            (a.tls_cert, a.tls_key) = (some("server.crt"), some("server.key"));
+            a.service_callers = some("spiffe://a/b");
+        });
+        refused(
+            no_ca,
+            "LATCHKEY_SERVICE_CALLERS",
+            "set LATCHKEY_TLS_CLIENT_CA",
+        );
+        let admin = with(|a| a.admin_callers = some("ops"));
+        refused(
+            admin,
+            "LATCHKEY_ADMIN_CALLERS",
+            "set LATCHKEY_TLS_CLIENT_CA",
+        );
+        let star = mtls(|a| a.service_callers = some("spiffe://prod/*/x"));
+        refused(star, "LATCHKEY_SERVICE_CALLERS", "trailing `/*`");
+
+        let c = Config::resolve(mtls(|a| {
+            a.service_callers = some("spiffe://prod/ns/a/*, gateway");
+        }))
+        .unwrap();
+        let tls = c.tls.expect("TLS on");
+        assert_eq!(
+            tls.client_ca.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
+        assert!(!c.callers.service.is_open());
+        assert!(c.callers.admin.is_open());
+        // Empty lists are no lists, with or without TLS.
+        let c = Config::resolve(with(|a| a.service_callers = some(" , "))).unwrap();
+        assert!(c.tls.is_none() && c.callers.service.is_open());
+    }
+}
