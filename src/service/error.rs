@@ -70,7 +70,15 @@ impl ServiceError {
     pub fn internal(what: impl Into<String>) -> Self {
         Self::Internal(what.into().into())
     }
+}
 
+/// For `map_err` on a lock of the service's memory (`what`: the cache or log it guards): a
+/// poisoned lock means a thread panicked while holding it.
+pub(super) fn poisoned<T>(what: &'static str) -> impl Fn(T) -> ServiceError {
+    move |_| ServiceError::internal(format!("{what} lock poisoned"))
+}
+
+impl ServiceError {
     /// The error with every cause under it, for logs: `internal error: a: b`.
     pub fn chain(&self) -> Chain<'_> {
         Chain(self)

@@ -15,7 +15,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{ServiceError, ServiceResult};
+use super::{ServiceResult, error::poisoned};
 use crate::domain::{UnixMs, revocation::Revocation};
 
 #[derive(Default)]
@@ -65,10 +65,6 @@ impl Default for FeedLog {
     }
 }
 
-fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::internal("revocation feed lock poisoned")
-}
-
 impl FeedLog {
     /// Events read from the store, in its order: those past the last one held are appended (the
     /// store's own gaps are events it has forgotten). Whether events written here still wait.
@@ -78,7 +74,7 @@ impl FeedLog {
         if events.last().is_none_or(|e| self.holds(e.seq)) {
             return Ok(false);
         }
-        let mut log = self.log.write().map_err(poisoned)?;
+        let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
         for event in events {
             if event.seq > log.last {
                 log.push(Arc::new(event.clone()));
@@ -92,7 +88,7 @@ impl FeedLog {
     /// Events just written here, in order: appended at once where they follow the last one held.
     /// Whether some must wait for the store to be read.
     pub(super) fn offer(&self, events: &[Revocation]) -> ServiceResult<bool> {
-        let mut log = self.log.write().map_err(poisoned)?;
+        let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
         for event in events {
             if event.seq > log.last {
                 log.waiting.insert(event.seq, Arc::new(event.clone()));
@@ -108,10 +104,10 @@ impl FeedLog {
     /// this a queue.
     pub(super) fn forget_expired(&self, now: UnixMs) -> ServiceResult<()> {
         let expired = |log: &Log| log.events.front().is_some_and(|e| e.expires_at <= now);
-        if !expired(&*self.log.read().map_err(poisoned)?) {
+        if !expired(&*self.log.read().map_err(poisoned("revocation feed"))?) {
             return Ok(());
         }
-        let mut log = self.log.write().map_err(poisoned)?;
+        let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
         while log.events.front().is_some_and(|e| e.expires_at <= now) {
             log.events.pop_front();
         }
@@ -121,7 +117,7 @@ impl FeedLog {
     /// Up to `max` events with `seq > after`, in order. Below the oldest kept, that is from the
     /// oldest kept on, as the store would answer.
     pub(super) fn after(&self, after: i64, max: usize) -> ServiceResult<Vec<Arc<Revocation>>> {
-        let log = self.log.read().map_err(poisoned)?;
+        let log = self.log.read().map_err(poisoned("revocation feed"))?;
         let start = log.events.partition_point(|e| e.seq <= after);
         Ok(log.events.range(start..).take(max).cloned().collect())
     }

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::RwLock, time::Duration};
 
 use tracing::instrument;
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceResult, error::poisoned};
 use crate::{
     crypto::refresh,
     domain::{
@@ -139,17 +139,18 @@ pub(super) struct Usernames(RwLock<HashMap<String, String>>);
 /// A few MiB of names at most.
 const USERNAMES: usize = 50_000;
 
-fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::internal("username cache lock poisoned")
-}
-
 impl Usernames {
     fn get(&self, user_id: &str) -> ServiceResult<Option<String>> {
-        Ok(self.0.read().map_err(poisoned)?.get(user_id).cloned())
+        Ok(self
+            .0
+            .read()
+            .map_err(poisoned("username cache"))?
+            .get(user_id)
+            .cloned())
     }
 
     fn insert(&self, user_id: &str, username: &str) -> ServiceResult<()> {
-        let mut names = self.0.write().map_err(poisoned)?;
+        let mut names = self.0.write().map_err(poisoned("username cache"))?;
         if names.len() >= USERNAMES {
             names.clear();
         }

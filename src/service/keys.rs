@@ -9,7 +9,7 @@ use std::{
 
 use jsonwebtoken::jwk::JwkSet;
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceError, ServiceResult, error::poisoned};
 use crate::{
     crypto::{
         CryptoError,
@@ -60,10 +60,6 @@ pub(super) struct Keyring {
     current: RwLock<Option<Arc<KeySet>>>,
 }
 
-fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::internal("key cache lock poisoned")
-}
-
 impl Keyring {
     /// `access_horizon`: see [`crate::domain::family::Lifetimes::access_horizon`].
     pub fn new(sealer: Sealer, access_horizon: UnixMs) -> Self {
@@ -77,7 +73,7 @@ impl Keyring {
     fn set(&self) -> ServiceResult<Arc<KeySet>> {
         self.current
             .read()
-            .map_err(poisoned)?
+            .map_err(poisoned("key cache"))?
             .clone()
             .ok_or_else(|| ServiceError::internal("no signing key loaded"))
     }
@@ -102,7 +98,7 @@ impl Keyring {
         Ok(self
             .current
             .read()
-            .map_err(poisoned)?
+            .map_err(poisoned("key cache"))?
             .as_ref()
             .map(|s| s.infos.clone())
             .unwrap_or_default())
@@ -117,7 +113,7 @@ impl Keyring {
         let unchanged = self
             .current
             .read()
-            .map_err(poisoned)?
+            .map_err(poisoned("key cache"))?
             .as_ref()
             .is_some_and(|s| {
                 s.active.kid == newest.kid
@@ -128,7 +124,7 @@ impl Keyring {
             return Ok(());
         }
         let set = self.build(&records, now)?;
-        *self.current.write().map_err(poisoned)? = Some(Arc::new(set));
+        *self.current.write().map_err(poisoned("key cache"))? = Some(Arc::new(set));
         Ok(())
     }
 
@@ -201,7 +197,7 @@ impl Keyring {
         let current = self
             .current
             .read()
-            .map_err(poisoned)?
+            .map_err(poisoned("key cache"))?
             .as_ref()
             .map(|s| s.active.alg);
         if current != Some(alg) {

@@ -15,7 +15,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use super::{ServiceError, ServiceResult, feed_log::FeedLog};
+use super::{ServiceError, ServiceResult, error::poisoned, feed_log::FeedLog};
 use crate::{
     crypto::jwt::AccessClaims,
     domain::{
@@ -72,10 +72,6 @@ impl Default for RevocationCache {
     }
 }
 
-fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::internal("revocation cache lock poisoned")
-}
-
 impl RevocationCache {
     /// Applies events just written here, and offers them to the feed. Events are idempotent, so
     /// applying one twice (written here, then read back by a sync) is harmless.
@@ -89,7 +85,7 @@ impl RevocationCache {
 
     /// Applies events to the revocation sets.
     fn remember(&self, events: &[Revocation]) -> ServiceResult<()> {
-        let mut state = self.state.write().map_err(poisoned)?;
+        let mut state = self.state.write().map_err(poisoned("revocation cache"))?;
         for event in events {
             match &event.target {
                 RevocationTarget::Session(id) => {
@@ -144,7 +140,11 @@ impl RevocationCache {
         now: UnixMs,
         within: Duration,
     ) -> ServiceResult<()> {
-        let complete_as_of = self.state.read().map_err(poisoned)?.complete_as_of;
+        let complete_as_of = self
+            .state
+            .read()
+            .map_err(poisoned("revocation cache"))?
+            .complete_as_of;
         if complete_as_of.is_some_and(|at| at.elapsed() <= within) {
             return Ok(());
         }
@@ -155,7 +155,11 @@ impl RevocationCache {
     async fn sync(&self, store: &dyn Store, now: UnixMs) -> ServiceResult<()> {
         let began = Instant::now();
         loop {
-            let after = self.state.read().map_err(poisoned)?.last_seq;
+            let after = self
+                .state
+                .read()
+                .map_err(poisoned("revocation cache"))?
+                .last_seq;
             self.reads.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("latchkey_revocation_store_reads_total").increment(1);
             let events = store.revocations_after(after, BATCH).await?;
@@ -163,7 +167,7 @@ impl RevocationCache {
             if self.log.extend(&events)? {
                 self.wanted.notify_one();
             }
-            let mut state = self.state.write().map_err(poisoned)?;
+            let mut state = self.state.write().map_err(poisoned("revocation cache"))?;
             if let Some(last) = events.last() {
                 state.last_seq = state.last_seq.max(last.seq);
             }
@@ -181,7 +185,11 @@ impl RevocationCache {
 
     /// Whether the cache is recent enough to vouch for a token.
     pub(super) fn check_fresh(&self) -> ServiceResult<()> {
-        let synced_at = self.state.read().map_err(poisoned)?.synced_at;
+        let synced_at = self
+            .state
+            .read()
+            .map_err(poisoned("revocation cache"))?
+            .synced_at;
         match synced_at {
             Some(at) if at.elapsed() <= MAX_STALENESS => Ok(()),
             _ => Err(ServiceError::StoreUnavailable(
@@ -193,7 +201,7 @@ impl RevocationCache {
     /// Whether a verified access token has been revoked: its session, its id, or every token of
     /// its user issued before a cutoff.
     pub(super) fn is_revoked(&self, claims: &AccessClaims) -> ServiceResult<bool> {
-        let state = self.state.read().map_err(poisoned)?;
+        let state = self.state.read().map_err(poisoned("revocation cache"))?;
         let cut = state
             .cutoffs
             .get(&claims.sub)

@@ -9,7 +9,7 @@
 
 use std::{collections::HashMap, sync::RwLock};
 
-use super::{ServiceError, ServiceResult};
+use super::{ServiceResult, error::poisoned};
 use crate::crypto::jwt::AccessClaims;
 
 /// Tokens remembered at most: a few MiB (claims of a few hundred bytes each).
@@ -27,17 +27,13 @@ pub(super) struct VerifiedTokens {
     entries: RwLock<HashMap<[u8; 32], Verified>>,
 }
 
-fn poisoned<T>(_: T) -> ServiceError {
-    ServiceError::internal("verified-token cache lock poisoned")
-}
-
 impl VerifiedTokens {
     /// What was verified of the token with this fingerprint, if it was.
     pub(super) fn get(&self, fingerprint: &[u8; 32]) -> ServiceResult<Option<Verified>> {
         Ok(self
             .entries
             .read()
-            .map_err(poisoned)?
+            .map_err(poisoned("verified-token cache"))?
             .get(fingerprint)
             .cloned())
     }
@@ -49,7 +45,10 @@ impl VerifiedTokens {
         verified: Verified,
         now: i64,
     ) -> ServiceResult<()> {
-        let mut entries = self.entries.write().map_err(poisoned)?;
+        let mut entries = self
+            .entries
+            .write()
+            .map_err(poisoned("verified-token cache"))?;
         if entries.len() >= CAPACITY {
             entries.retain(|_, v| v.claims.exp > now);
             if entries.len() >= CAPACITY {
