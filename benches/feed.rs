@@ -11,6 +11,8 @@
 //!
 //! Results and the command are recorded in BENCHMARKS.md.
 
+mod server;
+
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -19,11 +21,10 @@ use std::{
 
 use anyhow::Context;
 use latchkey::{
-    app::App,
-    config::{Config, ConfigArgs},
+    config::ConfigArgs,
     domain::types::{ClientId, Device, Password, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient, revocation_event::Target},
-    service::{LoginCommand, Service, SystemClock},
+    service::{LoginCommand, Service},
 };
 use tokio::{sync::Barrier, task::JoinSet};
 use tonic::transport::Channel;
@@ -80,11 +81,7 @@ async fn start(dir: &std::path::Path) -> anyhow::Result<(std::net::SocketAddr, A
         password_iterations: Some(1),
         ..Default::default()
     };
-    let config = Config::resolve(args)?;
-    let app = App::build(&config, Arc::new(SystemClock)).await?;
-    let (addr, cell) = (app.grpc_addr, app.service_cell());
-    tokio::spawn(app.run(std::future::pending()));
-    let service = cell.wait().await;
+    let (addr, service) = server::start(args).await?;
     let password = Password::parse(PASSWORD.into())?;
     service
         .add_user(&Username::parse("bench")?, password, vec![])

@@ -13,6 +13,8 @@
 #[path = "hot_paths/tls.rs"]
 mod tls;
 
+mod server;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -25,12 +27,11 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use futures_util::future::join_all;
 use latchkey::{
-    app::App,
-    config::{Config, ConfigArgs},
+    config::ConfigArgs,
     crypto::password::{Cost, Hasher},
     domain::types::{ClientId, Device, Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::{LoginCommand, SystemClock},
+    service::LoginCommand,
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -125,11 +126,7 @@ async fn main() -> anyhow::Result<()> {
         max_sessions_per_user: Some(100_000),
         ..Default::default()
     };
-    let config = Config::resolve(args)?;
-    let app = App::build(&config, Arc::new(SystemClock)).await?;
-    let (addr, cell) = (app.grpc_addr, app.service_cell());
-    tokio::spawn(app.run(std::future::pending()));
-    let service = cell.wait().await;
+    let (addr, service) = server::start(args).await?;
     let read = Scope::parse("read".into())?;
     service
         .add_user(&username("bench"), password(), vec![read])

@@ -14,6 +14,8 @@
 //! logins (users created) and after each cell; the load generator shares the process and adds its
 //! own few MiB. Results and the command are recorded in BENCHMARKS.md.
 
+mod server;
+
 use std::{
     sync::{
         Arc,
@@ -26,11 +28,9 @@ use std::{
 use argon2::{Argon2, Block, Params, password_hash::generate_salt};
 use futures_util::future::join_all;
 use latchkey::{
-    app::App,
-    config::{Config, ConfigArgs},
+    config::ConfigArgs,
     domain::types::{Password, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::SystemClock,
 };
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
@@ -160,11 +160,7 @@ async fn logins() -> anyhow::Result<Vec<Cell>> {
         http_addr: Some("127.0.0.1:0".into()),
         ..Default::default()
     };
-    let config = Config::resolve(args)?;
-    let app = App::build(&config, Arc::new(SystemClock)).await?;
-    let (addr, cell) = (app.grpc_addr, app.service_cell());
-    tokio::spawn(app.run(std::future::pending()));
-    let service = cell.wait().await;
+    let (addr, service) = server::start(args).await?;
     let most = CELLS.iter().map(|&(n, _)| n).max().unwrap_or(0);
     for i in 0..most {
         let name = Username::parse(&format!("bench{i}"))?;

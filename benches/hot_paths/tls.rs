@@ -3,14 +3,10 @@
 //! One connection, as in the plaintext figures, so the TLS handshake is not in them: what they
 //! show is the per-call cost of TLS records and of the caller check.
 
-use std::sync::Arc;
-
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use latchkey::{
-    app::App,
-    config::{Config, ConfigArgs},
+    config::ConfigArgs,
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::SystemClock,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -53,11 +49,7 @@ pub async fn figures(n: usize) -> anyhow::Result<Vec<Figure>> {
         service_callers: Some("spiffe://bench/ns/a/*".into()),
         ..Default::default()
     };
-    let config = Config::resolve(args)?;
-    let app = App::build(&config, Arc::new(SystemClock)).await?;
-    let (addr, cell) = (app.grpc_addr, app.service_cell());
-    tokio::spawn(app.run(std::future::pending()));
-    let service = cell.wait().await;
+    let (addr, service) = super::server::start(args).await?;
     service
         .add_user(&username("bench"), password(), vec![])
         .await?;

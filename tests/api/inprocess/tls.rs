@@ -69,6 +69,14 @@ async fn check(channel: &Channel) -> Result<(), Status> {
         .map(drop)
 }
 
+/// A connection to `app` with a client certificate of the test CA naming `identity`.
+async fn as_caller(app: &TestApp, setup: &Setup, identity: Identity<'_>) -> Channel {
+    let client = setup.ca.client(identity);
+    connect(app.grpc_addr, &setup.ca.pem, Some(&client))
+        .await
+        .expect("an mTLS connection")
+}
+
 async fn tls_app(setup: &Setup, mtls: bool, callers: Option<&str>) -> TestApp {
     let app = spawn_app_with(|a| {
         setup.args(a, mtls);
@@ -162,27 +170,16 @@ async fn caller_lists_guard_introspect_watch_and_check_and_leave_login_alone() {
         Identity::CommonName("Billing"),
     ];
 
-    let first = connect(
-        app.grpc_addr,
-        &setup.ca.pem,
-        Some(
-            &setup
-                .ca
-                .client(Identity::Uri("spiffe://test/ns/payments/sa/api")),
-        ),
+    let first = as_caller(
+        &app,
+        &setup,
+        Identity::Uri("spiffe://test/ns/payments/sa/api"),
     )
-    .await
-    .unwrap();
+    .await;
     let tokens = login(&first).await.unwrap();
 
     for identity in listed {
-        let channel = connect(
-            app.grpc_addr,
-            &setup.ca.pem,
-            Some(&setup.ca.client(identity)),
-        )
-        .await
-        .unwrap();
+        let channel = as_caller(&app, &setup, identity).await;
         let found = introspect(&channel, &tokens.access_token).await.unwrap();
         assert!(found.active);
         watch_revocations(&auth(channel.clone()), 0)
@@ -191,13 +188,7 @@ async fn caller_lists_guard_introspect_watch_and_check_and_leave_login_alone() {
         check(&channel).await.expect("Check for a listed caller");
     }
     for identity in unlisted {
-        let channel = connect(
-            app.grpc_addr,
-            &setup.ca.pem,
-            Some(&setup.ca.client(identity)),
-        )
-        .await
-        .unwrap();
+        let channel = as_caller(&app, &setup, identity).await;
         let refused = [
             introspect(&channel, &tokens.access_token).await.map(drop),
             watch_revocations(&auth(channel.clone()), 0).await.map(drop),
@@ -228,13 +219,7 @@ async fn caller_lists_guard_introspect_watch_and_check_and_leave_login_alone() {
 async fn the_refusal_names_the_callers_own_identity() {
     let setup = Setup::new();
     let app = tls_app(&setup, true, Some("spiffe://test/ns/a/sa/api")).await;
-    let channel = connect(
-        app.grpc_addr,
-        &setup.ca.pem,
-        Some(&setup.ca.client(Identity::Uri("spiffe://test/ns/b/sa/web"))),
-    )
-    .await
-    .unwrap();
+    let channel = as_caller(&app, &setup, Identity::Uri("spiffe://test/ns/b/sa/web")).await;
     let status = introspect(&channel, "x").await.unwrap_err();
     assert!(
         status.message().contains("\"spiffe://test/ns/b/sa/web\""),
