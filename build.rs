@@ -4,7 +4,10 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/latchkey/v1/auth.proto"];
+    let protos = [
+        "proto/latchkey/v1/auth.proto",
+        "proto/latchkey/v1/admin.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -24,7 +24,7 @@ use latchkey::{
     config::ConfigArgs,
     domain::types::{ClientId, Device, Password, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient, revocation_event::Target},
-    service::{LoginCommand, Service},
+    service::{Admin, LoginCommand, Service},
 };
 use tokio::{sync::Barrier, task::JoinSet};
 use tonic::transport::Channel;
@@ -84,7 +84,12 @@ async fn start(dir: &std::path::Path) -> anyhow::Result<(std::net::SocketAddr, A
     let (addr, service) = server::start(args).await?;
     let password = Password::parse(PASSWORD.into())?;
     service
-        .add_user(&Username::parse("bench")?, password, vec![])
+        .create_user(
+            &Username::parse("bench")?,
+            password,
+            vec![],
+            &Admin::command_line(),
+        )
         .await?;
     Ok((addr, service))
 }

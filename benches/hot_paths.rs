@@ -31,7 +31,7 @@ use latchkey::{
     crypto::password::{Cost, Hasher},
     domain::types::{ClientId, Device, Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::LoginCommand,
+    service::{Admin, LoginCommand},
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -129,7 +129,12 @@ async fn main() -> anyhow::Result<()> {
     let (addr, service) = server::start(args).await?;
     let read = Scope::parse("read".into())?;
     service
-        .add_user(&username("bench"), password(), vec![read])
+        .create_user(
+            &username("bench"),
+            password(),
+            vec![read],
+            &Admin::command_line(),
+        )
         .await?;
 
     let channel = Channel::from_shared(format!("http://{addr}"))?
@@ -271,7 +276,12 @@ async fn main() -> anyhow::Result<()> {
     };
     for i in 0..8 {
         service
-            .add_user(&username(&format!("known{i}")), password(), vec![])
+            .create_user(
+                &username(&format!("known{i}")),
+                password(),
+                vec![],
+                &Admin::command_line(),
+            )
             .await?;
     }
     let known = failing("known").await;

@@ -31,6 +31,7 @@ use latchkey::{
     config::ConfigArgs,
     domain::types::{Password, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
+    service::Admin,
 };
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
@@ -165,7 +166,9 @@ async fn logins() -> anyhow::Result<Vec<Cell>> {
     for i in 0..most {
         let name = Username::parse(&format!("bench{i}"))?;
         let password = Password::parse(PASSWORD.into())?;
-        service.add_user(&name, password, vec![]).await?;
+        service
+            .create_user(&name, password, vec![], &Admin::command_line())
+            .await?;
     }
     cells.push(Cell::mark("users created", None)?);
     let channel = Channel::from_shared(format!("http://{addr}"))?

@@ -271,6 +271,7 @@ fn spawn_background(
     periods: &Periods,
 ) {
     tasks.spawn(service.clone().follow_revocations(periods.revocation_sync));
+    tasks.spawn(service.clone().follow_events());
     let s = service.clone();
     tasks.spawn(every(periods.key_sync, move || {
         let s = s.clone();

@@ -7,6 +7,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_client::Authorizati
 use latchkey::{
     config::ConfigArgs,
     grpc::pb::{self, auth_service_client::AuthServiceClient},
+    service::Admin,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -51,7 +52,12 @@ pub async fn figures(n: usize) -> anyhow::Result<Vec<Figure>> {
     };
     let (addr, service) = super::server::start(args).await?;
     service
-        .add_user(&username("bench"), password(), vec![])
+        .create_user(
+            &username("bench"),
+            password(),
+            vec![],
+            &Admin::command_line(),
+        )
         .await?;
 
     let tls = ClientTlsConfig::new()

@@ -12,7 +12,7 @@ use crate::{
     app::{self, App},
     config::{Config, ConfigArgs},
     domain::types::{Password, Scope, Username},
-    service::{KeyStatus, SystemClock},
+    service::{Admin, SystemClock, UserRef},
 };
 
 #[derive(Debug, Parser)]
@@ -118,6 +118,7 @@ impl Cli {
             }
             Command::User(command) => {
                 let service = app::open_service(&config, clock).await?;
+                let admin = Admin::command_line();
                 match command {
                     UserCommand::Add { name, scopes, .. } => {
                         let name = Username::parse(&name)?;
@@ -126,20 +127,25 @@ impl Cli {
                             .into_iter()
                             .map(Scope::parse)
                             .collect::<Result<_, _>>()?;
-                        let id = service.add_user(&name, password, scopes).await?;
-                        println!("{id}");
+                        let user = service.create_user(&name, password, scopes, &admin).await?;
+                        println!("{}", user.user_id);
                     }
                     UserCommand::SetPassword { name, .. } => {
-                        let name = Username::parse(&name)?;
-                        let revoked = service.set_password(&name, read_password()?).await?;
+                        let user = UserRef::Name(Username::parse(&name)?);
+                        let password = read_password()?;
+                        let changed = service.set_password(&user, password, &admin).await?;
+                        let revoked = changed.revoked_sessions;
                         println!("password changed; {revoked} session(s) revoked");
                     }
                     UserCommand::Disable { name } => {
-                        let revoked = service.disable_user(&Username::parse(&name)?).await?;
+                        let user = UserRef::Name(Username::parse(&name)?);
+                        let changed = service.set_disabled(&user, true, &admin).await?;
+                        let revoked = changed.revoked_sessions;
                         println!("disabled; {revoked} session(s) revoked");
                     }
                     UserCommand::Enable { name } => {
-                        service.enable_user(&Username::parse(&name)?).await?;
+                        let user = UserRef::Name(Username::parse(&name)?);
+                        service.set_disabled(&user, false, &admin).await?;
                         println!("enabled");
                     }
                 }
@@ -151,17 +157,12 @@ impl Cli {
                     KeysCommand::Rotate => println!("{}", service.rotate_keys().await?),
                     KeysCommand::List => {
                         for key in service.list_keys()? {
-                            let status = match key.status {
-                                KeyStatus::Active => "active",
-                                KeyStatus::Published => "published",
-                                KeyStatus::Retired => "retired",
-                            };
                             println!(
                                 "{}\t{}\t{}\t{}",
                                 key.kid,
                                 key.alg,
                                 key.created_at / 1000,
-                                status
+                                key.status.as_str()
                             );
                         }
                     }

@@ -128,6 +128,10 @@ pub struct ConfigArgs {
     /// 100000 [default: 100].
     #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", global = true)]
     pub max_sessions_per_user: Option<u32>,
+    /// How long account events are kept (ListEvents, ListActivity, WatchEvents; a login's
+    /// `new_device` looks back over the last 90 days of them), at least 1h [default: 90d].
+    #[arg(long, env = "LATCHKEY_EVENT_RETENTION", global = true)]
+    pub event_retention: Option<String>,
     /// How often revocations made by other processes are picked up (on PostgreSQL also at once,
     /// by NOTIFY) [default: 50ms].
     #[arg(long, env = "LATCHKEY_REVOCATION_SYNC_INTERVAL", global = true)]

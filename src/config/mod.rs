@@ -196,6 +196,14 @@ fn settings(args: &ConfigArgs) -> anyhow::Result<Settings> {
             100,
             (1, 100_000),
         )?,
+        event_retention: {
+            const RETENTION: &str = "LATCHKEY_EVENT_RETENTION";
+            let retention = duration(RETENTION, args.event_retention.clone(), "90d")?;
+            millis(
+                RETENTION,
+                at_least(RETENTION, retention, Duration::from_secs(3600))?,
+            )?
+        },
     })
 }
 

@@ -23,6 +23,7 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.settings.password_cost, Cost::default());
     assert_eq!(c.settings.login_failures_per_address, 100);
     assert_eq!(c.settings.max_sessions_per_user, 100);
+    assert_eq!(c.settings.event_retention, 90 * 86_400_000);
     let periods = Periods {
         revocation_sync: Duration::from_millis(50),
         key_sync: Duration::from_secs(1),
@@ -159,6 +160,11 @@ fn abuse_limits_out_of_range_are_refused() {
         args!(max_sessions_per_user: 0u32),
         var,
         "between 1 and 100000",
+    );
+    refused(
+        args!(event_retention: "10m"),
+        "LATCHKEY_EVENT_RETENTION",
+        "at least 1h",
     );
     let off = Config::resolve(args!(login_failures_per_address: 0u32)).unwrap();
     assert_eq!(off.settings.login_failures_per_address, 0);

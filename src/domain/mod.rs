@@ -3,7 +3,9 @@
 //! as Unix milliseconds, so every rule is tested at its exact boundary without waiting.
 
 pub mod caller;
+pub mod event;
 pub mod family;
+pub mod page;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

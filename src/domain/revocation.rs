@@ -18,7 +18,7 @@ pub struct Revocation {
     pub expires_at: UnixMs,
 }
 
-/// Why sessions were revoked: the audit log's `kind`.
+/// Why sessions were revoked: it names the account event written with the revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Revoke,
@@ -28,17 +28,6 @@ pub enum Reason {
     Disable,
     /// A login beyond the user's session cap revoked the least recently used session.
     Evicted,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Revoke => "revoke",
-            Self::Reuse => "refresh_token_reuse",
-            Self::LogoutAll => "logout_all",
-            Self::PasswordChange => "password_change",
-            Self::Disable => "disable",
-            Self::Evicted => "session_evicted",
-        }
-    }
+    /// The user was deleted.
+    Delete,
 }

@@ -20,6 +20,17 @@ pub fn grant(held: &[String], requested: &[String]) -> Vec<String> {
     granted
 }
 
+/// What a session's grant (space-separated) still carries once its user holds only `held`: a
+/// refresh never grants a scope the user no longer holds (a scope removed by an admin drops out of
+/// the session's next token).
+pub fn narrow(granted: &str, held: &[String]) -> String {
+    let kept: Vec<&str> = granted
+        .split_whitespace()
+        .filter(|s| held.iter().any(|h| h == s))
+        .collect();
+    kept.join(" ")
+}
+
 /// Scopes as they travel in tokens and responses: space-separated.
 pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
@@ -57,5 +68,18 @@ mod tests {
     fn scopes_not_held_are_left_out() {
         assert_eq!(grant(&v(&["a", "b"]), &v(&["b", "c", "b"])), v(&["b"]));
         assert!(grant(&v(&["a"]), &v(&["latchkey.admin"])).is_empty());
+    }
+
+    #[test]
+    fn narrowing_keeps_only_what_the_user_still_holds_and_never_adds() {
+        assert_eq!(
+            narrow(
+                "read write latchkey.admin",
+                &v(&["write", "latchkey.admin"])
+            ),
+            "write latchkey.admin"
+        );
+        assert_eq!(narrow("read", &v(&[])), "");
+        assert_eq!(narrow("", &v(&["read", "write"])), "");
     }
 }

@@ -16,6 +16,8 @@ pub enum InputError {
     ControlCharacters(&'static str),
     #[error("{0} is out of range")]
     OutOfRange(&'static str),
+    #[error("{0} is not valid")]
+    Invalid(&'static str),
     #[error("{0:?} is not a scope: scopes are single words")]
     BadScope(String),
 }

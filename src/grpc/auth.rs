@@ -8,12 +8,17 @@ use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::{bearer::bearer, convert, pb, peer::admit, status::to_status};
+use super::{
+    bearer::bearer,
+    convert, pb,
+    peer::{admit, ip},
+    status::to_status,
+};
 use crate::{
     domain::{
         caller::Callers,
         token::{PresentedToken, RefreshToken},
-        types::InputError,
+        types::{InputError, Password},
     },
     service::{Caller, LoginCommand, Service, ServiceCell, ServiceError},
 };
@@ -75,8 +80,9 @@ impl pb::auth_service_server::AuthService for AuthApi {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
         let service = self.service()?;
+        let ip = ip(&request);
         let token = RefreshToken::parse(request.into_inner().refresh_token).map_err(refused)?;
-        let pair = service.refresh(token).await.map_err(to_status)?;
+        let pair = service.refresh(token, ip).await.map_err(to_status)?;
         Ok(Response::new(convert::token_response(pair)))
     }
 
@@ -90,7 +96,10 @@ impl pb::auth_service_server::AuthService for AuthApi {
             return Err(refused(InputError::Missing("token")));
         }
         let token = PresentedToken::parse(raw).map_err(refused)?;
-        service.revoke(token).await.map_err(to_status)?;
+        service
+            .revoke(token, ip(&request))
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::RevokeResponse {}))
     }
 
@@ -112,7 +121,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         let caller = self.caller(request.metadata())?;
         let revoked_sessions = self
             .service()?
-            .logout_all(&caller, &request.get_ref().user_id)
+            .logout_all(&caller, &request.get_ref().user_id, ip(&request))
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::LogoutAllResponse { revoked_sessions }))
@@ -161,5 +170,45 @@ impl pb::auth_service_server::AuthService for AuthApi {
             .map_err(to_status)?;
         let events = feed.map(|item| item.map(convert::feed_item).map_err(to_status));
         Ok(Response::new(Box::pin(events)))
+    }
+
+    async fn list_activity(
+        &self,
+        request: Request<pb::ListActivityRequest>,
+    ) -> Result<Response<pb::ListActivityResponse>, Status> {
+        let caller = self.caller(request.metadata())?;
+        let r = request.get_ref();
+        let listing = self
+            .service()?
+            .list_activity(&caller, r.page_size, &r.page_token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListActivityResponse {
+            events: listing
+                .events
+                .iter()
+                .map(|e| convert::account_event(e))
+                .collect(),
+            next_page_token: listing.next_page_token,
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let caller = self.caller(request.metadata())?;
+        let ip = ip(&request);
+        let r = request.into_inner();
+        let current = Password::parse(r.current_password).map_err(refused)?;
+        let new = Password::parse(r.new_password).map_err(refused)?;
+        let revoked_sessions = self
+            .service()?
+            .change_password(&caller, current, new, ip)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ChangePasswordResponse {
+            revoked_sessions,
+        }))
     }
 }

@@ -7,11 +7,14 @@ use tonic::Request;
 use super::pb;
 use crate::{
     domain::{
+        event::AccountEvent,
         revocation::{Revocation, RevocationTarget},
         to_secs,
         types::{ClientId, Device, InputError, Password, Username},
     },
-    service::{FeedItem, Introspection, LoginCommand, SessionView, TokenKind, TokenPair},
+    service::{
+        FeedItem, Introspection, KeyInfo, LoginCommand, SessionView, TokenKind, TokenPair, UserView,
+    },
 };
 
 /// From the request rather than the message: the peer address is the connection's.
@@ -19,10 +22,7 @@ impl TryFrom<Request<pb::LoginRequest>> for LoginCommand {
     type Error = InputError;
 
     fn try_from(request: Request<pb::LoginRequest>) -> Result<Self, InputError> {
-        let ip = super::peer::peer(&request)
-            .and_then(|peer| peer.addr)
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
+        let ip = super::peer::ip(&request);
         let r = request.into_inner();
         Ok(Self {
             username: Username::parse(&r.username)?,
@@ -114,5 +114,40 @@ fn revocation_event(r: &Revocation) -> pb::RevocationEvent {
         seq: u64::try_from(r.seq).unwrap_or_default(),
         target: Some(target),
         expires_at: to_secs(r.expires_at),
+    }
+}
+
+pub fn account_event(e: &AccountEvent) -> pb::AccountEvent {
+    pb::AccountEvent {
+        seq: u64::try_from(e.seq).unwrap_or_default(),
+        at: to_secs(e.at),
+        user_id: e.user_id.clone(),
+        kind: e.kind.clone(),
+        session_id: e.session_id.clone(),
+        ip: e.ip.clone(),
+        device: e.device.clone(),
+        client_id: e.client_id.clone(),
+        new_device: e.new_device,
+        detail: e.detail.clone(),
+    }
+}
+
+pub fn user(u: UserView) -> pb::User {
+    pb::User {
+        user_id: u.user_id,
+        username: u.username,
+        scopes: u.scopes,
+        disabled: u.disabled,
+        created_at: to_secs(u.created_at),
+        live_sessions: u.live_sessions,
+    }
+}
+
+pub fn signing_key(k: KeyInfo) -> pb::SigningKey {
+    pb::SigningKey {
+        kid: k.kid,
+        alg: k.alg,
+        created_at: to_secs(k.created_at),
+        state: k.status.as_str().into(),
     }
 }

@@ -9,6 +9,7 @@ use tower::layer::util::{Identity, Stack};
 
 use crate::{domain::caller::Callers, service::ServiceCell};
 
+mod admin;
 mod auth;
 mod bearer;
 mod convert;
@@ -27,6 +28,7 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/latchkey_descriptor.bin"));
 }
 
+pub use admin::AdminApi;
 pub use auth::AuthApi;
 
 /// Largest request accepted: far above any valid one (tokens are capped at 8 KiB).
@@ -34,8 +36,9 @@ const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response: a JWKS of a few keys, a long session list.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Health service names: the overall one ("") and AuthService.
+/// Health service names: the overall one (""), AuthService and AdminService.
 pub const AUTH_SERVICE_NAME: &str = "latchkey.v1.AuthService";
+pub const ADMIN_SERVICE_NAME: &str = "latchkey.v1.AdminService";
 
 /// The layers around every service: the metrics outside, the oversized-request answer inside.
 pub type Layers = Stack<too_large::TooLargeLayer, Stack<metrics::RpcMetricsLayer, Identity>>;
@@ -61,6 +64,13 @@ pub fn router(
     };
     let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(
         cell.clone(),
+        stopping.clone(),
+        callers.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    let admin = pb::admin_service_server::AdminServiceServer::new(AdminApi::new(
+        cell.clone(),
         stopping,
         callers.clone(),
     ))
@@ -84,6 +94,7 @@ pub fn router(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(auth)
+        .add_service(admin)
         .add_service(ext_authz))
 }
 
@@ -96,4 +107,7 @@ pub async fn set_serving(reporter: &HealthReporter, serving: bool) {
     };
     reporter.set_service_status("", status).await;
     reporter.set_service_status(AUTH_SERVICE_NAME, status).await;
+    reporter
+        .set_service_status(ADMIN_SERVICE_NAME, status)
+        .await;
 }

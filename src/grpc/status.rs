@@ -27,6 +27,8 @@ pub fn classify(e: &ServiceError) -> (Code, &'static str) {
         E::RefreshTokenReused => (Code::Unauthenticated, "REFRESH_TOKEN_REUSED"),
         E::AccessTokenInvalid => (Code::Unauthenticated, "ACCESS_TOKEN_INVALID"),
         E::NotAllowed => (Code::PermissionDenied, "NOT_ALLOWED"),
+        E::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
+        E::UsernameTaken => (Code::AlreadyExists, "USERNAME_TAKEN"),
         E::CallerNotAllowed(_) => (Code::PermissionDenied, "CALLER_NOT_ALLOWED"),
         E::Overloaded => (Code::ResourceExhausted, "OVERLOADED"),
         E::SubscriberTooSlow => (Code::Unavailable, "SUBSCRIBER_TOO_SLOW"),

@@ -38,6 +38,10 @@ pub enum ServiceError {
     AccessTokenInvalid,
     #[error("not allowed")]
     NotAllowed,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("a user of that name already exists")]
+    UsernameTaken,
     /// The client certificate's identity (if any) is not on the list of callers for this call.
     #[error("{}", caller_not_allowed(.0.as_ref()))]
     CallerNotAllowed(Option<CallerIdentity>),

@@ -109,11 +109,7 @@ impl Service {
                 () = stop => {}
             }
         });
-        Ok(RevocationFeed {
-            buffered,
-            end: Some(end),
-            done: false,
-        })
+        Ok(Feed::new(buffered, end))
     }
 
     pub fn feed_stats(&self) -> FeedStats {
@@ -210,18 +206,32 @@ impl Pump {
     }
 }
 
-/// The items of one WatchRevocations stream, as its reader takes them; see
+/// The items of one stream (WatchRevocations, WatchEvents), as its reader takes them; see
 /// [`Service::watch_revocations`]. Ends with an error when the stream was cut off (what was still
 /// buffered is dropped: the reader resumes after the last event it received).
-pub struct RevocationFeed {
-    buffered: mpsc::Receiver<FeedItem>,
+pub struct Feed<T> {
+    buffered: mpsc::Receiver<T>,
     /// Why the pump stopped, if it failed.
     end: Option<oneshot::Receiver<ServiceError>>,
     done: bool,
 }
 
-impl Stream for RevocationFeed {
-    type Item = ServiceResult<FeedItem>;
+/// A WatchRevocations stream.
+pub type RevocationFeed = Feed<FeedItem>;
+
+impl<T> Feed<T> {
+    /// The stream of what a pump puts in `buffered`, ended by what it sends on `end` (if it fails).
+    pub(super) fn new(buffered: mpsc::Receiver<T>, end: oneshot::Receiver<ServiceError>) -> Self {
+        Self {
+            buffered,
+            end: Some(end),
+            done: false,
+        }
+    }
+}
+
+impl<T> Stream for Feed<T> {
+    type Item = ServiceResult<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {

@@ -9,8 +9,6 @@ use crate::store::Purge;
 /// How long ended sessions are kept after their last possible use: so a late refresh still gets a
 /// precise error (expired, revoked) rather than "unknown" for a while.
 const KEEP_ENDED: i64 = 24 * 3_600_000;
-/// Audit events are kept this long.
-const AUDIT_RETENTION: i64 = 90 * 24 * 3_600_000;
 const BATCH: i64 = 500;
 /// Pause between batches, leaving the database to the request path.
 const BREATHER: Duration = Duration::from_millis(20);
@@ -27,7 +25,7 @@ impl Service {
             sealed_rotated_before: now - self.settings.lifetimes.reuse_grace,
             events_expired_before: now,
             throttle_idle_before: now - self.settings.throttle.window,
-            audit_before: now - AUDIT_RETENTION,
+            account_events_before: now - self.settings.event_retention,
             batch: BATCH,
         };
         let mut total = 0;

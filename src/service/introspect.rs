@@ -13,7 +13,7 @@ use crate::{
     crypto::refresh,
     domain::{
         family::{self, Verdict},
-        to_secs,
+        scope, to_secs,
         token::{PresentedToken, RefreshToken},
     },
 };
@@ -85,10 +85,10 @@ impl Service {
         &self,
         token: &RefreshToken,
     ) -> ServiceResult<Option<Introspection>> {
-        let Some((session, generation)) = self.store.find_refresh(&refresh::hash(token)).await?
-        else {
+        let Some(found) = self.store.find_refresh(&refresh::hash(token)).await? else {
             return Ok(None);
         };
+        let (session, generation) = (found.session, found.generation);
         let now = self.clock.now();
         if !matches!(
             family::judge(&session.family(), generation, now, &self.settings.lifetimes),
@@ -103,7 +103,8 @@ impl Service {
             sub: session.user_id,
             username,
             session_id: session.id,
-            scope: session.scope,
+            // What its next refresh would grant.
+            scope: scope::narrow(&session.scope, &found.user_scopes),
             client_id: session.client_id,
             exp: to_secs(session.idle_expires_at),
             iat: to_secs(issued),
@@ -147,6 +148,15 @@ impl Usernames {
             .map_err(poisoned("username cache"))?
             .get(user_id)
             .cloned())
+    }
+
+    /// Drops a deleted user's name.
+    pub(super) fn forget(&self, user_id: &str) -> ServiceResult<()> {
+        self.0
+            .write()
+            .map_err(poisoned("username cache"))?
+            .remove(user_id);
+        Ok(())
     }
 
     fn insert(&self, user_id: &str, username: &str) -> ServiceResult<()> {

@@ -35,6 +35,17 @@ pub enum KeyStatus {
     Retired,
 }
 
+impl KeyStatus {
+    /// As the API and the command line name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Published => "published",
+            Self::Retired => "retired",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
     pub kid: String,

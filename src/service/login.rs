@@ -6,6 +6,7 @@ use super::{Service, ServiceError, ServiceResult, TokenPair};
 use crate::{
     crypto::refresh,
     domain::{
+        event::{EventKind, KNOWN_DEVICE_WINDOW, NewEvent, Origin},
         family, scope, secs_until, throttle,
         types::{ClientId, Device, Password, Username},
     },
@@ -47,7 +48,7 @@ impl Service {
         let admission = self.hasher.admit()?;
         // The attempt is counted as a failure before the password is checked, so that however many
         // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
-        self.admit_attempt(&username).await?;
+        let counted = self.admit_attempt(&username).await?;
         let user = self.store.user_by_name(username.as_str()).await?;
         let verdict = admission
             .check(
@@ -57,9 +58,18 @@ impl Service {
             .await?;
         let user = match user {
             Some(user) if verdict.matches => user,
-            _ => {
+            user => {
                 metrics::counter!("latchkey_login_failures_total").increment(1);
                 self.addresses.fail(&ip, self.clock.now());
+                if let Some(user) = user {
+                    let origin = Origin {
+                        ip,
+                        device: device.into_string(),
+                        client_id: client_id.into_string(),
+                        session_id: String::new(),
+                    };
+                    self.record_failure(&user.id, origin, &counted).await?;
+                }
                 return Err(ServiceError::InvalidCredentials);
             }
         };
@@ -76,9 +86,36 @@ impl Service {
         Ok(pair)
     }
 
+    /// A wrong password for a user that exists: `login_failed`, and `locked_out` when counting it
+    /// locked the name (`counted`: the throttle record with it). Unknown names leave no trace, so
+    /// a flood of random names cannot grow the events table.
+    pub(super) async fn record_failure(
+        &self,
+        user_id: &str,
+        origin: Origin,
+        counted: &throttle::Record,
+    ) -> ServiceResult<()> {
+        let now = self.clock.now();
+        let mut events = vec![NewEvent::new(
+            user_id,
+            EventKind::LoginFailed,
+            origin.clone(),
+        )];
+        if throttle::check(counted, now).is_err() {
+            let until = format!("locked for {} s", secs_until(counted.locked_until, now));
+            events.push(NewEvent::new(user_id, EventKind::LockedOut, origin).with_detail(until));
+        }
+        self.store.record_events(&events, now).await?;
+        self.events.nudge();
+        Ok(())
+    }
+
     /// Refuses the attempt while the name is locked; otherwise counts it as a failure (a lost race
-    /// with another attempt re-reads and counts again).
-    async fn admit_attempt(&self, username: &Username) -> ServiceResult<()> {
+    /// with another attempt re-reads and counts again) and returns the record with it.
+    pub(super) async fn admit_attempt(
+        &self,
+        username: &Username,
+    ) -> ServiceResult<throttle::Record> {
         // Each lost race means another attempt was counted; under a flood of them, give up.
         for _ in 0..32 {
             let record = self.store.throttle(username.as_str()).await?;
@@ -94,7 +131,7 @@ impl Service {
                 .swap_throttle(username.as_str(), record.as_ref(), &counted)
                 .await?
             {
-                return Ok(());
+                return Ok(counted);
             }
         }
         Err(ServiceError::Overloaded)
@@ -132,6 +169,16 @@ impl Service {
             generation: 1,
             rotated_at: None,
         };
+        let origin = Origin {
+            ip: session.ip.clone(),
+            device: session.device.clone(),
+            client_id: session.client_id.clone(),
+            session_id: session.id.clone(),
+        };
+        let event = NewEvent {
+            new_device_since: Some(now - KNOWN_DEVICE_WINDOW),
+            ..NewEvent::new(&user.id, EventKind::Login, origin)
+        };
         let new = NewSession {
             session: &session,
             token_hash: &refresh::hash(&token),
@@ -139,10 +186,12 @@ impl Service {
             rehashed,
             max_live_sessions: self.settings.max_sessions_per_user,
             events_expire_at: now + self.access_horizon(),
+            event: &event,
         };
         let Some(evicted) = self.store.create_session(&new).await? else {
             return Err(self.refusal(&user.id).await);
         };
+        self.events.nudge();
         if !evicted.is_empty() {
             info!(user_id = %user.id, evicted = evicted.len(), "session cap reached: least recently used revoked");
             self.revocations.apply(&evicted)?;

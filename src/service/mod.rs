@@ -6,9 +6,10 @@
 //! One file per use case: [`login`](Service::login), [`refresh`](Service::refresh),
 //! [`revoke`](Service::revoke) (and every other way a session or user is revoked),
 //! [`introspect`](Service::introspect), [`authenticate`](Service::authenticate) (the callers of the
-//! other RPCs, and ext_authz), [`list_sessions`](Service::list_sessions), user administration,
-//! signing keys, the revocation feed (`feed`, served from `feed_log` and kept up to date by
-//! `follow`) and housekeeping; `tokens` issues what login and refresh answer with, and `verified`
+//! other RPCs, and ext_authz), [`list_sessions`](Service::list_sessions), user administration
+//! (`users`, authorised by `admin`), account activity and ChangePassword (`activity`, and
+//! WatchEvents in `event_feed`), signing keys, the revocation feed (`feed`, served from
+//! `feed_log` and kept up to date by `follow`) and housekeeping; `tokens` issues what login and refresh answer with, and `verified`
 //! remembers the access tokens whose signature was checked.
 
 use std::sync::Arc;
@@ -26,11 +27,14 @@ use crate::{
     store::Store,
 };
 
+mod activity;
 mod addresses;
+mod admin;
 mod authenticate;
 mod cell;
 mod clock;
 mod error;
+mod event_feed;
 mod feed;
 mod feed_log;
 mod follow;
@@ -46,19 +50,23 @@ mod tokens;
 mod users;
 mod verified;
 
+pub use activity::EventsListing;
+pub use admin::Admin;
 pub use authenticate::Caller;
 pub use cell::ServiceCell;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Cause, Chain, ServiceError, ServiceResult};
-pub use feed::{FeedItem, FeedLimits, FeedStats, HEARTBEAT, RevocationFeed};
+pub use event_feed::EventStream;
+pub use feed::{Feed, FeedItem, FeedLimits, FeedStats, HEARTBEAT, RevocationFeed};
 pub use introspect::{Introspection, TokenKind};
 pub use keys::{KeyInfo, KeyStatus};
 pub use login::LoginCommand;
 pub use sessions::SessionView;
 pub use tokens::TokenPair;
-pub use users::UserError;
+pub use users::{UserChange, UserRef, UserView, UsersListing};
 
 use addresses::{AddressLimit, MAX_ADDRESSES};
+use event_feed::EventLog;
 use introspect::Usernames;
 use keys::Keyring;
 use revocations::RevocationCache;
@@ -83,6 +91,8 @@ pub struct Settings {
     pub login_failures_per_address: u32,
     /// Live sessions a user may hold; a login beyond it revokes the least recently used.
     pub max_sessions_per_user: u32,
+    /// How long account events are kept (ms).
+    pub event_retention: UnixMs,
 }
 
 pub struct Service {
@@ -102,8 +112,10 @@ pub struct Service {
     verified: VerifiedTokens,
     /// Usernames by user id, for Introspect's answers.
     usernames: Usernames,
-    /// One permit per WatchRevocations stream that may open.
+    /// One permit per WatchRevocations or WatchEvents stream that may open.
     watchers: Arc<Semaphore>,
+    /// The most recent account events, for WatchEvents.
+    events: EventLog,
 }
 
 impl Service {
@@ -140,6 +152,7 @@ impl Service {
             verified: VerifiedTokens::default(),
             usernames: Usernames::default(),
             watchers,
+            events: EventLog::default(),
         })
     }
 

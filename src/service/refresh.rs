@@ -8,7 +8,9 @@ use super::{Service, ServiceError, ServiceResult, TokenPair};
 use crate::{
     crypto::refresh,
     domain::{
+        event::{EventKind, NewEvent, Origin},
         family::{self, Verdict},
+        scope,
         token::RefreshToken,
     },
     store::{Rotation, SessionRecord},
@@ -19,15 +21,23 @@ use crate::{
 const MAX_ROUNDS: usize = 3;
 
 impl Service {
+    /// `ip`: the caller's address; a session refreshed from another address than it was opened
+    /// from records `refresh_ip_changed`.
     #[instrument(skip_all, fields(session_id))]
-    pub async fn refresh(&self, presented: RefreshToken) -> ServiceResult<TokenPair> {
+    pub async fn refresh(&self, presented: RefreshToken, ip: String) -> ServiceResult<TokenPair> {
         let hash = refresh::hash(&presented);
         for _ in 0..MAX_ROUNDS {
-            let (session, generation) = self
+            let found = self
                 .store
                 .find_refresh(&hash)
                 .await?
                 .ok_or(ServiceError::RefreshTokenInvalid)?;
+            let generation = found.generation;
+            // A refresh never grants a scope the user no longer holds.
+            let session = SessionRecord {
+                scope: scope::narrow(&found.session.scope, &found.user_scopes),
+                ..found.session
+            };
             tracing::Span::current().record("session_id", session.id.as_str());
             let now = self.clock.now();
             match family::judge(&session.family(), generation, now, &self.settings.lifetimes) {
@@ -44,8 +54,12 @@ impl Service {
                         )?,
                         now,
                         idle_expires_at: next.idle_expires_at,
+                        event: moved(&session, &ip),
                     };
                     if self.store.rotate(&rotation).await? {
+                        if rotation.event.is_some() {
+                            self.events.nudge();
+                        }
                         let rotated = SessionRecord {
                             generation: next.generation,
                             idle_expires_at: next.idle_expires_at,
@@ -60,11 +74,11 @@ impl Service {
                         return self.issue_pair(&session, successor, now);
                     }
                     // Erased: the window has passed by the clock of the replica that erased it.
-                    self.revoke_for_reuse(&session).await?;
+                    self.revoke_for_reuse(&session, ip).await?;
                     return Err(ServiceError::RefreshTokenReused);
                 }
                 Verdict::Reuse => {
-                    self.revoke_for_reuse(&session).await?;
+                    self.revoke_for_reuse(&session, ip).await?;
                     return Err(ServiceError::RefreshTokenReused);
                 }
                 Verdict::Revoked => return Err(ServiceError::RefreshTokenInvalid),
@@ -76,4 +90,20 @@ impl Service {
             "refresh kept losing the rotation race",
         ))
     }
+}
+
+/// `refresh_ip_changed` when the session is refreshed from another address than it was opened
+/// from (an unknown address, empty, says nothing).
+fn moved(session: &SessionRecord, ip: &str) -> Option<NewEvent> {
+    if ip.is_empty() || ip == session.ip {
+        return None;
+    }
+    let origin = Origin {
+        ip: ip.to_owned(),
+        device: session.device.clone(),
+        client_id: session.client_id.clone(),
+        session_id: session.id.clone(),
+    };
+    let detail = format!("opened from {}", session.ip);
+    Some(NewEvent::new(&session.user_id, EventKind::RefreshIpChanged, origin).with_detail(detail))
 }

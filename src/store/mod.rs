@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     UnixMs,
+    event::{NewEvent, Origin},
     family::FamilyState,
     revocation::{Reason, Revocation},
     secret::Secret,
@@ -21,8 +22,10 @@ use crate::domain::{
     types::TokenHash,
 };
 
+mod accounts;
 mod batch;
 mod error;
+mod events;
 mod listen;
 mod postgres;
 pub mod queries;
@@ -31,6 +34,7 @@ mod sql;
 mod sqlite;
 mod store_impl;
 
+pub use accounts::{AccountStore, EventsPage, UsersPage};
 pub use error::{StoreError, StoreResult};
 
 /// What a change signal says (see [`Store::revocation_signals`]).
@@ -56,6 +60,7 @@ pub struct UserRecord {
     pub scopes: Vec<String>,
     pub disabled: bool,
     pub not_before: UnixMs,
+    pub created_at: UnixMs,
 }
 
 /// A session as its table holds it (hence the derived row mapping).
@@ -92,6 +97,15 @@ impl SessionRecord {
     }
 }
 
+/// A refresh token found: its session, the generation it was issued at, and the scopes its user
+/// holds now (a refresh never grants more than those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRefresh {
+    pub session: SessionRecord,
+    pub generation: i64,
+    pub user_scopes: Vec<String>,
+}
+
 /// A session to open, and what the login that opens it checked.
 #[derive(Debug, Clone, Copy)]
 pub struct NewSession<'a> {
@@ -109,6 +123,9 @@ pub struct NewSession<'a> {
     pub max_live_sessions: u32,
     /// When the feed events of sessions revoked by the cap may be forgotten.
     pub events_expire_at: UnixMs,
+    /// The login's account event (with `new_device_since`); sessions revoked by the cap get a
+    /// `session_evicted` event each, with the same origin.
+    pub event: &'a NewEvent,
 }
 
 /// Spend generation `expected_generation` of a session and make `token_hash` its live token.
@@ -121,6 +138,8 @@ pub struct Rotation {
     pub sealed_token: Vec<u8>,
     pub now: UnixMs,
     pub idle_expires_at: UnixMs,
+    /// Written with the rotation, when there is something to record (`refresh_ip_changed`).
+    pub event: Option<NewEvent>,
 }
 
 /// Revoke every live session of a user and set the user's cutoff.
@@ -132,11 +151,19 @@ pub struct UserRevocation {
     pub not_before: UnixMs,
     /// When the feed events may be forgotten.
     pub expires_at: UnixMs,
-    pub reason: Reason,
+    /// The account event, written in the same transaction; the store adds to its detail how many
+    /// sessions were revoked.
+    pub event: NewEvent,
     /// Applied in the same transaction, before the sessions are revoked: a new password hash.
     pub new_password_hash: Option<String>,
     /// Applied in the same transaction: the user is disabled.
     pub disable: bool,
+    /// Applied in the same transaction, after the revocation: the user, its sessions and their
+    /// refresh tokens are deleted (the feed and account events stay).
+    pub delete: bool,
+    /// A session left alive (the caller's, on ChangePassword); then no cutoff is set, so that its
+    /// tokens stay good, and the others die with their sessions.
+    pub keep_session: Option<String>,
 }
 
 /// A signing key as its table holds it (hence the derived row mapping).
@@ -161,20 +188,22 @@ pub struct Purge {
     pub events_expired_before: UnixMs,
     /// Throttle records whose window and lock both ended before this.
     pub throttle_idle_before: UnixMs,
-    pub audit_before: UnixMs,
+    /// Account events recorded before this.
+    pub account_events_before: UnixMs,
     pub batch: i64,
 }
 
+/// Everything the service keeps: sessions, tokens, revocations and keys here; users' listings and
+/// account events in [`AccountStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + Send + Sync + 'static {
     /// Answers when the database does.
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &UserRecord, now: UnixMs) -> StoreResult<()>;
+    /// Creates the user with its `user_created` event; `Conflict` when the name is taken.
+    async fn create_user(&self, user: &UserRecord, event: &NewEvent) -> StoreResult<()>;
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>>;
-    /// Lets a disabled user log in again.
-    async fn enable_user(&self, user_id: &str) -> StoreResult<()>;
 
     async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>>;
     /// Replaces the throttle record if it still is `expected` (`None`: there is none), so that
@@ -194,17 +223,20 @@ pub trait Store: Send + Sync + 'static {
     /// the change, never left alive. In the same transaction, the user's least recently used live
     /// sessions beyond the cap are revoked: their feed events are returned.
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>>;
-    /// The session a refresh token belongs to, and the token's generation.
-    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>>;
+    /// The session a refresh token belongs to, the token's generation and the user's scopes.
+    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<FoundRefresh>>;
     /// The compare-and-swap: `false` when the session moved on or was revoked meanwhile.
     async fn rotate(&self, rotation: &Rotation) -> StoreResult<bool>;
-    /// Revokes one session; the feed event when it was live, `None` when it was already revoked.
+    /// Revokes one session, with its account event (of `reason`'s kind, from `origin`, which names
+    /// the session); the feed
+    /// event when it was live, `None` when it was already revoked (nothing is written then).
     async fn revoke_session(
         &self,
         session_id: &str,
         now: UnixMs,
         expires_at: UnixMs,
         reason: Reason,
+        origin: &Origin,
     ) -> StoreResult<Option<Revocation>>;
     /// Records a revoked access token id on the feed.
     async fn revoke_jti(
@@ -214,8 +246,9 @@ pub trait Store: Send + Sync + 'static {
         expires_at: UnixMs,
     ) -> StoreResult<Revocation>;
     /// Applies the user change (password, disable), revokes every live session of the user and sets
-    /// the cutoff, in one transaction of a bounded number of statements however many sessions
-    /// there are; returns the feed events written (one per session, then the user cutoff).
+    /// the cutoff, writes the account event (and deletes the user if asked), in one transaction of
+    /// a bounded number of statements however many sessions there are; returns the feed events
+    /// written (one per session, then the user cutoff).
     async fn revoke_user(&self, revocation: &UserRevocation) -> StoreResult<Vec<Revocation>>;
     /// Sessions of a user that are neither revoked nor expired at `now`, newest first.
     async fn live_sessions(&self, user_id: &str, now: UnixMs) -> StoreResult<Vec<SessionRecord>>;

@@ -55,11 +55,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "session_cap",
         include_str!("../../migrations/postgres/0003_session_cap.sql"),
     ),
+    (
+        "account_events",
+        include_str!("../../migrations/postgres/0004_account_events.sql"),
+    ),
 ];
 
 impl Backend for Postgres {
     const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
-    const INSERT_AUDITS: &'static str = q::POSTGRES_INSERT_AUDITS;
+    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS;
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()

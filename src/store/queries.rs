@@ -50,11 +50,12 @@ pub const INSERT_SESSION: &str = "INSERT INTO sessions \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, NULL, $12)";
 pub const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens \
      (hash, session_id, generation, issued_at) VALUES ($1, $2, $3, $4)";
+/// A refresh token's session, with the token's generation and the scopes the user holds now.
 pub const FIND_REFRESH: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", t.generation AS token_generation FROM refresh_tokens t \
-     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1"
+    ", t.generation AS token_generation, u.scopes AS user_scopes FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id WHERE t.hash = $1"
 );
 /// The compare-and-swap: only the generation that was judged, only while not revoked.
 pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
@@ -62,8 +63,9 @@ pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotat
      WHERE id = $5 AND generation = $6 AND revoked_at IS NULL";
 pub const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
-pub const REVOKE_USER_SESSIONS: &str =
-    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id";
+/// Every live session of the user but `$3` (empty: none is kept; no session id is empty).
+pub const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 \
+     WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3 RETURNING id";
 /// The session cap, at login: revokes the user's live sessions beyond the `$4` most recently used
 /// (at most `$3` of them), so that the one opening makes `$4 + 1`.
 pub const EVICT_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 WHERE id IN \
@@ -99,14 +101,69 @@ pub const REVOCATIONS_AFTER: &str =
 /// PostgreSQL only (see `listen.rs`): tells every listening replica, when the transaction commits,
 /// that revocations up to the number `$2` (as text) were written. Binds the channel as `$1`.
 pub const NOTIFY_REVOCATIONS: &str = "SELECT pg_notify($1, $2)";
-pub const INSERT_AUDIT: &str =
-    "INSERT INTO audit_events (at, kind, user_id, session_id) VALUES ($1, $2, $3, $4)";
-/// An audit record for each session id of the JSON array `$4`.
-pub const SQLITE_INSERT_AUDITS: &str = "INSERT INTO audit_events (at, kind, user_id, session_id) \
-     SELECT $1, $2, $3, value FROM json_each($4)";
-pub const POSTGRES_INSERT_AUDITS: &str = "INSERT INTO audit_events \
-     (at, kind, user_id, session_id) \
-     SELECT $1, $2, $3, id FROM json_array_elements_text($4::json) AS ids (id)";
+
+/// The columns of an account event, in the order the inserts below bind them.
+macro_rules! event_columns {
+    () => {
+        "(seq, at, user_id, kind, session_id, ip, device, client_id, new_device, detail)"
+    };
+}
+
+/// Takes the next `$1` account-event numbers; returns the last (the scheme of `TAKE_SEQS`).
+pub const TAKE_EVENT_SEQS: &str =
+    "UPDATE event_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq";
+pub const INSERT_EVENT: &str = concat!(
+    "INSERT INTO account_events ",
+    event_columns!(),
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
+/// An event of kind `$4` for each session id of the JSON array `$8`, numbered from `$1`.
+pub const SQLITE_INSERT_SESSION_ACCOUNT_EVENTS: &str = concat!(
+    "INSERT INTO account_events ",
+    event_columns!(),
+    " SELECT $1 + key, $2, $3, $4, value, $5, $6, $7, FALSE, '' FROM json_each($8)"
+);
+pub const POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS: &str = concat!(
+    "INSERT INTO account_events ",
+    event_columns!(),
+    " SELECT $1 + n - 1, $2, $3, $4, id, $5, $6, $7, FALSE, '' \
+     FROM json_array_elements_text($8::json) WITH ORDINALITY AS ids (id, n)"
+);
+/// A row when the user logged in since `$2` from the device `$3` (a named one) or the address
+/// `$4`; none when it did not.
+pub const KNOWN_DEVICE: &str = "SELECT seq FROM account_events WHERE user_id = $1 \
+     AND kind = 'login' AND at >= $2 AND ((device = $3 AND $3 <> '') OR ip = $4) LIMIT 1";
+pub const EVENTS_AFTER: &str = "SELECT * FROM account_events WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// Newest first, below `$1`, of the kinds `$2`–`$15`: fourteen slots, one per kind there is (the
+/// store repeats a kind where fewer are asked for), so that one portable statement serves any filter.
+pub const EVENTS_BEFORE: &str = "SELECT * FROM account_events WHERE seq < $1 \
+     AND kind IN ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ORDER BY seq DESC LIMIT $16";
+/// The same for one user, `$1`: below `$2`, kinds `$3`–`$16`.
+pub const USER_EVENTS_BEFORE: &str = "SELECT * FROM account_events WHERE user_id = $1 \
+     AND seq < $2 AND kind IN ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ORDER BY seq DESC LIMIT $17";
+
+/// Users named from `$1` (inclusive) up to `$2` (exclusive), by name, with their live sessions at
+/// `$4`: the first page of a listing.
+pub const USERS_FROM: &str = "SELECT u.*, (SELECT COUNT(*) FROM sessions s \
+     WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.idle_expires_at > $4 \
+     AND s.absolute_expires_at > $4) AS live_sessions \
+     FROM users u WHERE u.username >= $1 AND u.username < $2 ORDER BY u.username LIMIT $3";
+/// The next pages: after `$1` (exclusive).
+pub const USERS_AFTER: &str = "SELECT u.*, (SELECT COUNT(*) FROM sessions s \
+     WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.idle_expires_at > $4 \
+     AND s.absolute_expires_at > $4) AS live_sessions \
+     FROM users u WHERE u.username > $1 AND u.username < $2 ORDER BY u.username LIMIT $3";
+pub const COUNT_USER_LIVE_SESSIONS: &str = "SELECT COUNT(*) FROM sessions \
+     WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2";
+pub const SET_SCOPES: &str = "UPDATE users SET scopes = $1 WHERE id = $2";
+/// Deletes a user's sessions (their refresh tokens go with them) once they are revoked, then the
+/// user: `DeleteUser`, after the revocation in the same transaction.
+pub const DELETE_USER_TOKENS: &str = "DELETE FROM refresh_tokens WHERE session_id IN \
+     (SELECT id FROM sessions WHERE user_id = $1)";
+pub const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+pub const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 
 /// A session's refresh tokens go first, spent ones included (kept until then, so that a reuse is
 /// caught for the session's whole life); the session follows once none is left, so that no
@@ -134,8 +191,8 @@ pub const PURGE_REVOCATIONS: &str = "DELETE FROM revocations WHERE seq IN \
 pub const PURGE_THROTTLE: &str = "DELETE FROM login_throttle WHERE username IN \
      (SELECT username FROM login_throttle \
       WHERE window_started_at < $1 AND locked_until < $1 LIMIT $2)";
-pub const PURGE_AUDIT: &str = "DELETE FROM audit_events WHERE id IN \
-     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
+pub const PURGE_EVENTS: &str = "DELETE FROM account_events WHERE seq IN \
+     (SELECT seq FROM account_events WHERE at < $1 LIMIT $2)";
 
 pub const INSERT_KEY: &str =
     "INSERT INTO signing_keys (kid, alg, sealed_private, created_at) VALUES ($1, $2, $3, $4)";
@@ -175,7 +232,19 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("erase_sealed_tokens", ERASE_SEALED_TOKENS),
     ("purge_revocations", PURGE_REVOCATIONS),
     ("purge_throttle", PURGE_THROTTLE),
-    ("purge_audit", PURGE_AUDIT),
+    ("purge_events", PURGE_EVENTS),
+    ("take_event_seqs", TAKE_EVENT_SEQS),
+    ("known_device", KNOWN_DEVICE),
+    ("events_after", EVENTS_AFTER),
+    ("events_before", EVENTS_BEFORE),
+    ("user_events_before", USER_EVENTS_BEFORE),
+    ("users_from", USERS_FROM),
+    ("users_after", USERS_AFTER),
+    ("count_user_live_sessions", COUNT_USER_LIVE_SESSIONS),
+    ("set_scopes", SET_SCOPES),
+    ("delete_user_tokens", DELETE_USER_TOKENS),
+    ("delete_user_sessions", DELETE_USER_SESSIONS),
+    ("delete_user", DELETE_USER),
 ];
 
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
@@ -191,9 +260,9 @@ pub const NOT_LOOKUPS: &[&str] = &[
     NOTIFY_REVOCATIONS,
     SQLITE_INSERT_SESSION_EVENTS,
     POSTGRES_INSERT_SESSION_EVENTS,
-    INSERT_AUDIT,
-    SQLITE_INSERT_AUDITS,
-    POSTGRES_INSERT_AUDITS,
+    INSERT_EVENT,
+    SQLITE_INSERT_SESSION_ACCOUNT_EVENTS,
+    POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS,
     INSERT_KEY,
     KEYS,
 ];

@@ -5,9 +5,10 @@
 //!
 //! [`KeyRecord`]: super::KeyRecord
 
-use super::{SessionRecord, UserRecord};
+use super::{FoundRefresh, SessionRecord, UserRecord};
 use crate::domain::{
     UnixMs,
+    event::AccountEvent,
     revocation::{Revocation, RevocationTarget},
     scope,
     secret::Secret,
@@ -24,6 +25,7 @@ pub(super) struct UserRow {
     scopes: String,
     disabled: bool,
     not_before: UnixMs,
+    created_at: UnixMs,
 }
 
 impl From<UserRow> for UserRecord {
@@ -35,6 +37,7 @@ impl From<UserRow> for UserRecord {
             scopes: scope::split(&row.scopes),
             disabled: row.disabled,
             not_before: row.not_before,
+            created_at: row.created_at,
         }
     }
 }
@@ -59,12 +62,24 @@ impl From<ThrottleRow> for throttle::Record {
     }
 }
 
-/// A refresh token's session, with the generation the token was issued at.
+/// A refresh token's session, with the generation the token was issued at and the user's scopes.
 #[derive(sqlx_macros::FromRow)]
 pub(super) struct RefreshRow {
     #[sqlx(flatten)]
-    pub session: SessionRecord,
-    pub token_generation: i64,
+    session: SessionRecord,
+    token_generation: i64,
+    /// Space-separated.
+    user_scopes: String,
+}
+
+impl From<RefreshRow> for FoundRefresh {
+    fn from(row: RefreshRow) -> Self {
+        Self {
+            session: row.session,
+            generation: row.token_generation,
+            user_scopes: scope::split(&row.user_scopes),
+        }
+    }
 }
 
 #[derive(sqlx_macros::FromRow)]
@@ -111,5 +126,44 @@ pub(super) fn revocation_columns(
             user_id,
             not_before,
         } => ("user", user_id, Some(*not_before)),
+    }
+}
+
+/// A user with the number of its live sessions (the listing's rows).
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct UserPageRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub live_sessions: i64,
+}
+
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct EventRow {
+    seq: i64,
+    at: UnixMs,
+    user_id: String,
+    kind: String,
+    session_id: String,
+    ip: String,
+    device: String,
+    client_id: String,
+    new_device: bool,
+    detail: String,
+}
+
+impl From<EventRow> for AccountEvent {
+    fn from(row: EventRow) -> Self {
+        Self {
+            seq: row.seq,
+            at: row.at,
+            user_id: row.user_id,
+            kind: row.kind,
+            session_id: row.session_id,
+            ip: row.ip,
+            device: row.device,
+            client_id: row.client_id,
+            new_device: row.new_device,
+            detail: row.detail,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
 //! lookup, and the writes made inside a caller's transaction (a session, a refresh token, feed
-//! events, audit rows), which commit with it. The `Store` impl itself is in `store_impl.rs`;
+//! events), which commit with it; the account events written that way are in `events.rs`. The `Store` impl itself is in `store_impl.rs`;
 //! [`Backend`] holds the little that differs between drivers. A few lines over 300: the shared
 //! steps stay beside the bounds they need.
 
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::domain::{
     UnixMs,
-    revocation::{Reason, Revocation, RevocationTarget},
+    revocation::{Revocation, RevocationTarget},
     types::TokenHash,
 };
 
@@ -22,8 +22,8 @@ use crate::domain::{
 pub trait Backend: Database {
     /// A session event for each id of a JSON array (see `queries.rs`).
     const INSERT_SESSION_EVENTS: &'static str;
-    /// An audit record for each session id of a JSON array.
-    const INSERT_AUDITS: &'static str;
+    /// An account event for each session id of a JSON array.
+    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str;
 
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -39,11 +39,9 @@ pub trait Backend: Database {
     }
 }
 
-/// Sessions a transaction has just revoked, for their feed events and audit records.
+/// Sessions a transaction has just revoked, for their feed events.
 pub(super) struct Revoked<'a> {
     pub ids: &'a [String],
-    pub user_id: &'a str,
-    pub reason: Reason,
     pub now: UnixMs,
     /// When their feed events may be forgotten.
     pub expires_at: UnixMs,
@@ -146,6 +144,9 @@ where
         }
         let generation = r.expected_generation + 1;
         Self::insert_token(tx, &r.token_hash, &r.session_id, generation, r.now).await?;
+        if let Some(event) = &r.event {
+            Self::record_event(tx, event, r.now).await?;
+        }
         Ok(true)
     }
 
@@ -166,11 +167,16 @@ where
         Ok(())
     }
 
-    /// Takes the next `count` feed numbers; returns the first. The counter row stays locked until
-    /// the caller commits, so numbers are handed out in commit order.
-    async fn take_seqs(tx: &mut Transaction<'_, DB>, count: usize) -> StoreResult<i64> {
+    /// Takes the next `count` numbers of a counter (`TAKE_SEQS`: the revocation feed's,
+    /// `TAKE_EVENT_SEQS`: the account events'); returns the first. The counter row stays locked
+    /// until the caller commits, so numbers are handed out in commit order.
+    pub(super) async fn take_seqs(
+        tx: &mut Transaction<'_, DB>,
+        counter: &'static str,
+        count: usize,
+    ) -> StoreResult<i64> {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
-        let last: i64 = sqlx::query_scalar(q::TAKE_SEQS)
+        let last: i64 = sqlx::query_scalar(counter)
             .bind(count)
             .fetch_one(&mut **tx)
             .await?;
@@ -184,7 +190,7 @@ where
         now: UnixMs,
         expires_at: UnixMs,
     ) -> StoreResult<Revocation> {
-        let seq = Self::take_seqs(tx, 1).await?;
+        let seq = Self::take_seqs(tx, q::TAKE_SEQS, 1).await?;
         Self::insert_event(tx, seq, &target, now, expires_at).await?;
         Ok(Revocation {
             seq,
@@ -214,7 +220,7 @@ where
         Ok(())
     }
 
-    /// Writes the feed events and audit records of sessions just revoked, then the event of `then`
+    /// Writes the feed events of sessions just revoked, then the event of `then`
     /// (a user's cutoff), all numbered in one run: a bounded number of statements however many
     /// sessions there are.
     pub(super) async fn record_revoked(
@@ -227,7 +233,7 @@ where
         if count == 0 {
             return Ok(Vec::new());
         }
-        let first = Self::take_seqs(tx, count).await?;
+        let first = Self::take_seqs(tx, q::TAKE_SEQS, count).await?;
         let mut events = Self::session_events(tx, revoked, first).await?;
         if let Some(target) = then {
             let seq = first + i64::try_from(revoked.ids.len()).unwrap_or(i64::MAX);
@@ -244,8 +250,8 @@ where
         Ok(events)
     }
 
-    /// The feed events and audit records of sessions just revoked, numbered from `first_seq`: two
-    /// statements whatever their number.
+    /// The feed events of sessions just revoked, numbered from `first_seq`: one statement whatever
+    /// their number.
     async fn session_events(
         tx: &mut Transaction<'_, DB>,
         revoked: &Revoked<'_>,
@@ -260,13 +266,6 @@ where
             .bind(first_seq)
             .bind(revoked.expires_at)
             .bind(revoked.now)
-            .bind(ids.as_str())
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query(DB::INSERT_AUDITS)
-            .bind(revoked.now)
-            .bind(revoked.reason.as_str())
-            .bind(revoked.user_id)
             .bind(ids.as_str())
             .execute(&mut **tx)
             .await?;
@@ -289,23 +288,6 @@ where
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
-    }
-
-    pub(super) async fn audit(
-        tx: &mut Transaction<'_, DB>,
-        now: UnixMs,
-        reason: Reason,
-        user_id: &str,
-        session_id: Option<&str>,
-    ) -> StoreResult<()> {
-        sqlx::query(q::INSERT_AUDIT)
-            .bind(now)
-            .bind(reason.as_str())
-            .bind(user_id)
-            .bind(session_id)
-            .execute(&mut **tx)
-            .await?;
         Ok(())
     }
 }

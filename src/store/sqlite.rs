@@ -87,11 +87,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "session_cap",
         include_str!("../../migrations/sqlite/0003_session_cap.sql"),
     ),
+    (
+        "account_events",
+        include_str!("../../migrations/sqlite/0004_account_events.sql"),
+    ),
 ];
 
 impl Backend for Sqlite {
     const INSERT_SESSION_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_EVENTS;
-    const INSERT_AUDITS: &'static str = q::SQLITE_INSERT_AUDITS;
+    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_ACCOUNT_EVENTS;
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()

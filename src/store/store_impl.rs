@@ -1,7 +1,7 @@
 //! `impl Store for SqlStore<DB>`: every method of the [`Store`] trait, written once for both
 //! drivers. Atomicity comes from the statements and row locks: rotation is a conditional UPDATE on
 //! the session's generation, a login's session waits on the user's row, and every revocation writes
-//! its changes, feed events and audit rows in one transaction, announced at commit where the backend
+//! its changes, feed events and account events in one transaction, announced at commit where the backend
 //! can (see `listen.rs`). It runs past 300 lines because a trait impl cannot be split across
 //! files; each method is short.
 //!
@@ -13,13 +13,16 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
-    KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store, StoreResult, UserRecord,
-    UserRevocation, queries as q,
+    FoundRefresh, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store,
+    StoreResult, UserRecord, UserRevocation,
+    events::revoked_detail,
+    queries as q,
     rows::{RefreshRow, RevocationRow, ThrottleRow},
     sql::{Backend, Revoked, SqlStore},
 };
 use crate::domain::{
     UnixMs,
+    event::{EventKind, NewEvent, Origin},
     revocation::{Reason, Revocation, RevocationTarget},
     scope, throttle,
     types::TokenHash,
@@ -45,7 +48,8 @@ where
         Ok(())
     }
 
-    async fn create_user(&self, u: &UserRecord, now: UnixMs) -> StoreResult<()> {
+    async fn create_user(&self, u: &UserRecord, event: &NewEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(q::CREATE_USER)
             .bind(&u.id)
             .bind(&u.username)
@@ -53,9 +57,11 @@ where
             .bind(scope::join(&u.scopes))
             .bind(u.disabled)
             .bind(u.not_before)
-            .bind(now)
-            .execute(&self.pool)
+            .bind(u.created_at)
+            .execute(&mut *tx)
             .await?;
+        Self::record_event(&mut tx, event, u.created_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -65,14 +71,6 @@ where
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRecord>> {
         self.user(q::USER_BY_ID, id).await
-    }
-
-    async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query(q::ENABLE_USER)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>> {
@@ -142,24 +140,33 @@ where
             .await?;
         let revoked = Revoked {
             ids: &evicted,
-            user_id: &s.user_id,
-            reason: Reason::Evicted,
             now: s.created_at,
             expires_at: new.events_expire_at,
         };
         let events = self.record_revoked(&mut tx, &revoked, None).await?;
+        let origin = &new.event.origin;
+        Self::record_session_events(
+            &mut tx,
+            &s.user_id,
+            EventKind::SessionEvicted,
+            origin,
+            &evicted,
+            s.created_at,
+        )
+        .await?;
+        Self::record_event(&mut tx, new.event, s.created_at).await?;
         Self::insert_session(&mut tx, s).await?;
         Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
         tx.commit().await?;
         Ok(Some(events))
     }
 
-    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<(SessionRecord, i64)>> {
+    async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<FoundRefresh>> {
         let row: Option<RefreshRow> = sqlx::query_as(q::FIND_REFRESH)
             .bind(&hash.0)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| (r.session, r.token_generation)))
+        Ok(row.map(FoundRefresh::from))
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
@@ -180,6 +187,7 @@ where
         now: UnixMs,
         expires_at: UnixMs,
         reason: Reason,
+        origin: &Origin,
     ) -> StoreResult<Option<Revocation>> {
         let mut tx = self.pool.begin().await?;
         let user_id: Option<String> = sqlx::query_scalar(q::REVOKE_SESSION)
@@ -192,7 +200,8 @@ where
         };
         let target = RevocationTarget::Session(session_id.to_owned());
         let event = Self::append_event(&mut tx, target, now, expires_at).await?;
-        Self::audit(&mut tx, now, reason, &user_id, Some(session_id)).await?;
+        let record = NewEvent::new(&user_id, reason.into(), origin.clone());
+        Self::record_event(&mut tx, &record, now).await?;
         self.announce(&mut tx, event.seq).await?;
         tx.commit().await?;
         Ok(Some(event))
@@ -215,8 +224,14 @@ where
     async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
         let mut tx = self.pool.begin().await?;
         // First, so that it holds the user's row: logins wait for it (see create_session).
+        // With a session kept, no cutoff (0 never raises it).
+        let not_before = if r.keep_session.is_some() {
+            0
+        } else {
+            r.not_before
+        };
         sqlx::query(q::CHANGE_USER)
-            .bind(r.not_before)
+            .bind(not_before)
             .bind(r.new_password_hash.as_deref())
             .bind(r.disable)
             .bind(&r.user_id)
@@ -225,12 +240,11 @@ where
         let revoked: Vec<String> = sqlx::query_scalar(q::REVOKE_USER_SESSIONS)
             .bind(r.now)
             .bind(&r.user_id)
+            .bind(r.keep_session.as_deref().unwrap_or_default())
             .fetch_all(&mut *tx)
             .await?;
         let sessions = Revoked {
             ids: &revoked,
-            user_id: &r.user_id,
-            reason: r.reason,
             now: r.now,
             expires_at: r.expires_at,
         };
@@ -238,9 +252,22 @@ where
             user_id: r.user_id.clone(),
             not_before: r.not_before,
         };
-        let events = self
-            .record_revoked(&mut tx, &sessions, Some(cutoff))
-            .await?;
+        let cutoff = r.keep_session.is_none().then_some(cutoff);
+        let events = self.record_revoked(&mut tx, &sessions, cutoff).await?;
+        let record = r
+            .event
+            .clone()
+            .with_detail(revoked_detail(&r.event.detail, revoked.len()));
+        Self::record_event(&mut tx, &record, r.now).await?;
+        if r.delete {
+            for sql in [
+                q::DELETE_USER_TOKENS,
+                q::DELETE_USER_SESSIONS,
+                q::DELETE_USER,
+            ] {
+                sqlx::query(sql).bind(&r.user_id).execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
         Ok(events)
     }
@@ -291,7 +318,7 @@ where
             (q::PURGE_REVOKED_SESSIONS, p.sessions_ended_before),
             (q::PURGE_REVOCATIONS, p.events_expired_before),
             (q::PURGE_THROTTLE, p.throttle_idle_before),
-            (q::PURGE_AUDIT, p.audit_before),
+            (q::PURGE_EVENTS, p.account_events_before),
         ] {
             let done = sqlx::query(sql)
                 .bind(before)

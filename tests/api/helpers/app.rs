@@ -13,7 +13,7 @@ use latchkey::{
     config::{Config, ConfigArgs},
     domain::types::{Password, Scope, Username},
     grpc::pb::{self, auth_service_client::AuthServiceClient},
-    service::{Clock, ManualClock, Service, SystemClock},
+    service::{Admin, Clock, ManualClock, Service, SystemClock, UserRef},
     store::{self, Store},
 };
 use tempfile::TempDir;
@@ -90,9 +90,20 @@ pub async fn create_user(service: &Service, name: &str, password: &str, scopes: 
         .collect();
     let password = Password::parse(password.into()).expect("a valid password");
     service
-        .add_user(&username(name), password, scopes)
+        .create_user(&username(name), password, scopes, &Admin::command_line())
         .await
         .expect("user added")
+        .user_id
+}
+
+/// Disables a user through the service, as an operator at the command line does.
+pub async fn disable_user(service: &Service, name: &str) -> u32 {
+    let user = UserRef::Name(username(name));
+    service
+        .set_disabled(&user, true, &Admin::command_line())
+        .await
+        .expect("disabled")
+        .revoked_sessions
 }
 
 pub async fn spawn_app() -> TestApp {

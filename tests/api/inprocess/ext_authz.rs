@@ -10,10 +10,11 @@ use envoy_types::pb::envoy::{
         authorization_client::AuthorizationClient, check_response::HttpResponse,
     },
 };
+use latchkey::service::{Admin, UserRef};
 use tonic::Code;
 
 use crate::helpers::{
-    app::{TestApp, spawn_app},
+    app::{TestApp, spawn_app, username},
     client::{forged_authorizations, lazy_channel},
 };
 
@@ -179,4 +180,27 @@ async fn check_denies_missing_forged_and_revoked_tokens_with_401_invalid_token()
     allowed(&check(&app, &[("authorization", &bearer)]).await);
     app.revoke(&token).await.expect("revoke answers");
     assert_denied(&check(&app, &[("authorization", &bearer)]).await, "revoked");
+}
+
+#[tokio::test]
+async fn check_denies_every_token_of_a_deleted_user() {
+    let app = spawn_app().await;
+    let first = app.alice().await.access_token;
+    let second = app.login("alice", "correct horse").await.access_token;
+    let bearers = [first, second].map(|token| format!("Bearer {token}"));
+    for bearer in &bearers {
+        allowed(&check(&app, &[("authorization", bearer)]).await);
+    }
+    let alice = UserRef::Name(username("alice"));
+    let revoked = app
+        .service
+        .delete_user(&alice, &Admin::command_line())
+        .await;
+    assert_eq!(revoked.expect("deleted"), 2);
+    for bearer in &bearers {
+        assert_denied(
+            &check(&app, &[("authorization", bearer)]).await,
+            "deleted user",
+        );
+    }
 }

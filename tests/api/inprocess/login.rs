@@ -2,11 +2,17 @@
 //! account or an overloaded hasher look like, and which scopes are granted.
 
 use futures_util::future::join_all;
-use latchkey::grpc::pb;
+use latchkey::{
+    grpc::pb,
+    service::{Admin, UserRef},
+};
 use tonic::Code;
 
 use crate::helpers::{
-    app::{overloaded_burst, spawn_app, spawn_app_in, spawn_app_with, use_store, username},
+    app::{
+        disable_user, overloaded_burst, spawn_app, spawn_app_in, spawn_app_with, use_store,
+        username,
+    },
     client::{reason, with_bearer},
 };
 
@@ -93,7 +99,7 @@ async fn oversized_or_empty_login_fields_are_invalid_arguments() {
 async fn a_disabled_account_is_told_only_after_the_right_password() {
     let app = spawn_app().await;
     app.add_user("alice", "correct horse", &[]).await;
-    app.service.disable_user(&username("alice")).await.unwrap();
+    disable_user(&app.service, "alice").await;
     let status = app.try_login("alice", "correct horse").await.unwrap_err();
     assert_eq!(
         (status.code(), reason(&status).as_str()),
@@ -101,7 +107,12 @@ async fn a_disabled_account_is_told_only_after_the_right_password() {
     );
     let status = app.try_login("alice", "wrong").await.unwrap_err();
     assert_eq!(reason(&status), "INVALID_CREDENTIALS");
-    app.service.enable_user(&username("alice")).await.unwrap();
+    let alice = UserRef::Name(username("alice"));
+    let admin = Admin::command_line();
+    app.service
+        .set_disabled(&alice, false, &admin)
+        .await
+        .unwrap();
     app.login("alice", "correct horse").await;
 }
 

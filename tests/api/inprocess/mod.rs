@@ -3,6 +3,8 @@
 //! `LATCHKEY_TEST_BACKEND=postgres` the same tests run on PostgreSQL (as `.ci/run` does).
 
 mod abuse;
+mod activity;
+mod admin;
 mod connections;
 mod ext_authz;
 mod feed;
@@ -13,3 +15,6 @@ mod refresh;
 mod secrets;
 mod sessions;
 mod tls;
+
+/// For the fleet's tests of account events.
+pub use admin::admin_token;

@@ -4,7 +4,7 @@ use latchkey::grpc::pb::{self, revocation_event::Target};
 use tonic::Code;
 
 use crate::helpers::{
-    app::{spawn_app, username},
+    app::{disable_user, spawn_app},
     client::{http_get, next_revocation, reason, with_bearer},
 };
 
@@ -277,7 +277,7 @@ async fn the_revocation_feed_streams_every_kind_in_order_and_resumes_by_seq() {
     app.refresh(&spent).await.unwrap();
     app.clock.advance(11_000);
     assert!(app.refresh(&spent).await.is_err());
-    app.service.disable_user(&username("alice")).await.unwrap();
+    disable_user(&app.service, "alice").await;
 
     let mut events = Vec::new();
     while events.len() < 4 {

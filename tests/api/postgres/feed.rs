@@ -136,3 +136,49 @@ async fn after_a_store_outage_streams_fall_silent_then_notify_works_again() {
         assert!(delay < Duration::from_millis(500));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn account_events_through_one_replica_reach_the_watch_events_of_another_in_order() {
+    use latchkey::grpc::pb::admin_service_client::AdminServiceClient;
+
+    use crate::{helpers::client::with_bearer, inprocess::admin_token};
+    let (url, key) = (fresh_postgres_database().await, master_key());
+    let a = replica(&url, &key, None).await;
+    let b = replica(&url, &key, None).await;
+    let token = admin_token(&a).await;
+    let mut watcher = AdminServiceClient::new(crate::helpers::client::lazy_channel(b.grpc_addr));
+    let request = with_bearer(pb::WatchEventsRequest { after_seq: 0 }, &token);
+    let mut stream = watcher.watch_events(request).await.unwrap().into_inner();
+    for name in ["alice", "bob", "carol"] {
+        a.add_user(name, PASSWORD, &[]).await;
+        a.login(name, PASSWORD).await;
+    }
+    let (mut seen, started) = (Vec::new(), Instant::now());
+    while seen.len() < 8 {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.message()).await;
+        let event = next.expect("B's stream goes on").unwrap().unwrap();
+        if !event.kind.is_empty() {
+            seen.push((event.seq, event.kind));
+        }
+    }
+    eprintln!(
+        "A's 8 account events on B's stream after {:?}",
+        started.elapsed()
+    );
+    let kinds: Vec<&str> = seen.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        kinds[2..],
+        [
+            "user_created",
+            "login",
+            "user_created",
+            "login",
+            "user_created",
+            "login"
+        ]
+    );
+    assert!(
+        seen.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "in order, none missed: {seen:?}"
+    );
+}

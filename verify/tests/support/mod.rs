@@ -221,6 +221,20 @@ impl AuthService for Latchkey {
     ) -> Result<Response<ListSessionsResponse>, Status> {
         Err(Status::unimplemented("stand-in"))
     }
+
+    async fn list_activity(
+        &self,
+        _: Request<ListActivityRequest>,
+    ) -> Result<Response<ListActivityResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn change_password(
+        &self,
+        _: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
 }
 
 /// A CA (its certificate, PEM) and a server identity for `localhost` that it signed.

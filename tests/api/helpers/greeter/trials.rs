@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 use latchkey::{
     domain::types::Password,
     grpc::pb::{self, TokenResponse},
+    service::{Admin, UserRef},
 };
 
 use super::{Answer, Greeter, invalid};
 use crate::helpers::{
-    app::{TestApp, username},
+    app::{TestApp, disable_user, username},
     client::{reason, with_bearer},
 };
 
@@ -27,15 +28,18 @@ pub enum Revocation {
     Disable,
     /// A spent refresh token presented again: its session.
     Reuse,
+    /// An admin's DeleteUser: every session, and the user.
+    Delete,
 }
 
 impl Revocation {
-    pub const ALL: [Revocation; 5] = [
+    pub const ALL: [Revocation; 6] = [
         Self::Revoke,
         Self::LogoutAll,
         Self::PasswordChange,
         Self::Disable,
         Self::Reuse,
+        Self::Delete,
     ];
 
     /// Whether the user's other sessions die too.
@@ -64,15 +68,20 @@ async fn revoke(through: &TestApp, kind: Revocation, name: &str, pair: &TokenRes
         }
         Revocation::PasswordChange => {
             let password = Password::parse("another horse".into()).expect("a valid password");
-            Some(
-                through
-                    .service
-                    .set_password(&name, password)
-                    .await
-                    .expect("changed"),
-            )
+            let user = UserRef::Name(name);
+            let admin = Admin::command_line();
+            let changed = through.service.set_password(&user, password, &admin).await;
+            Some(changed.expect("changed").revoked_sessions)
         }
-        Revocation::Disable => Some(through.service.disable_user(&name).await.expect("disabled")),
+        Revocation::Disable => Some(disable_user(&through.service, name.as_str()).await),
+        Revocation::Delete => {
+            let user = UserRef::Name(name);
+            let deleted = through
+                .service
+                .delete_user(&user, &Admin::command_line())
+                .await;
+            Some(deleted.expect("deleted"))
+        }
         Revocation::Reuse => {
             let refused = through.refresh(&pair.refresh_token).await.unwrap_err();
             assert_eq!(reason(&refused), "REFRESH_TOKEN_REUSED");

@@ -37,7 +37,7 @@ use self::{
     tally::{Shot, Tally},
 };
 use crate::helpers::{
-    app::{TestApp, spawn_app, username},
+    app::{TestApp, disable_user, spawn_app},
     client::{introspect_with, lazy_channel, refresh_with},
 };
 
@@ -146,10 +146,7 @@ async fn setup(app: &TestApp) -> Known {
             .user_ids
             .push(app.add_user(name, password, scopes).await);
         if name == "mallory" {
-            app.service
-                .disable_user(&username(name))
-                .await
-                .expect("disabled");
+            disable_user(&app.service, name).await;
             continue;
         }
         for _ in 0..2 {

@@ -1,7 +1,8 @@
 //! The store conformance suite: one story per guarantee the service relies on, run against every
 //! backend (SQLite in a temp dir, PostgreSQL in a fresh database). Plus the query plans: every
 //! statement that looks rows up (`store::queries::LOOKUPS`) is an index lookup on both. One file
-//! past the usual length, on purpose: the macro at its end must see every story.
+//! past the usual length, on purpose: the macro at its end must see every story (the account
+//! side's stories are in `accounts`, run by the same macro).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use futures_util::future::join_all;
 use latchkey::{
     crypto::refresh,
     domain::{
+        event::{EventKind, NewEvent, Origin},
         revocation::{Reason, RevocationTarget},
         throttle,
         types::TokenHash,
@@ -37,7 +39,29 @@ fn user(id: &str, name: &str) -> UserRecord {
         scopes: vec!["read".into()],
         disabled: false,
         not_before: 0,
+        created_at: T0,
     }
+}
+
+/// A revocation of every session of u1 at T0, with a cutoff at T0, recorded as `kind`, changing
+/// nothing else.
+fn user_revocation(kind: EventKind) -> UserRevocation {
+    UserRevocation {
+        user_id: "u1".into(),
+        now: T0,
+        not_before: T0,
+        expires_at: T0 + HOUR,
+        event: event("u1", kind),
+        new_password_hash: None,
+        disable: false,
+        delete: false,
+        keep_session: None,
+    }
+}
+
+/// The account event written with a change to `user_id`.
+fn event(user_id: &str, kind: EventKind) -> NewEvent {
+    NewEvent::new(user_id, kind, Origin::default())
 }
 
 fn session(id: &str, user_id: &str) -> SessionRecord {
@@ -71,11 +95,16 @@ fn rotation(session_id: &str, expected_generation: i64, token_hash: TokenHash) -
         sealed_token: vec![9],
         now: T0 + 1000,
         idle_expires_at: T0 + 15 * 24 * HOUR,
+        event: None,
     }
 }
 
 /// The password hash the seeded user has; sessions open only with it.
 const PASSWORD_HASH: &str = "$argon2id$…";
+
+/// The account event of every login in these stories.
+static LOGIN: std::sync::LazyLock<NewEvent> =
+    std::sync::LazyLock::new(|| event("u1", EventKind::Login));
 
 /// A login's session, as the login checked `checked_hash`.
 fn new_session<'a>(
@@ -90,6 +119,7 @@ fn new_session<'a>(
         rehashed: None,
         max_live_sessions: 1_000,
         events_expire_at: T0 + HOUR,
+        event: &LOGIN,
     }
 }
 
@@ -103,17 +133,28 @@ async fn open(store: &dyn Store, session: &SessionRecord) -> TokenHash {
 
 /// A user `u1` with one session `s1` whose first token is returned.
 async fn seeded(store: &dyn Store) -> TokenHash {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
     open(store, &session("s1", "u1")).await
 }
 
 async fn usernames_are_unique_exactly_as_given(store: Arc<dyn Store>) {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
     assert!(matches!(
-        store.create_user(&user("u2", "alice"), T0).await,
+        store
+            .create_user(&user("u2", "alice"), &event("u2", EventKind::UserCreated))
+            .await,
         Err(StoreError::Conflict)
     ));
-    store.create_user(&user("u3", "Alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u3", "Alice"), &event("u3", EventKind::UserCreated))
+        .await
+        .unwrap();
     assert_eq!(store.user_by_name("alice").await.unwrap().unwrap().id, "u1");
     assert_eq!(
         store.user_by_id("u3").await.unwrap().unwrap().username,
@@ -135,12 +176,14 @@ async fn rotation_is_a_compare_and_swap_on_the_generation(store: Arc<dyn Store>)
         !store.rotate(&rotation("s1", 1, hash())).await.unwrap(),
         "the same generation swaps once"
     );
-    let (s, generation) = store.find_refresh(&second).await.unwrap().unwrap();
+    let found = store.find_refresh(&second).await.unwrap().unwrap();
+    let (s, generation) = (found.session, found.generation);
     assert_eq!(
         (generation, s.generation, s.rotated_at, s.sealed_token),
         (2, 2, Some(T0 + 1000), vec![9])
     );
-    let (s, generation) = store.find_refresh(&first).await.unwrap().unwrap();
+    let found = store.find_refresh(&first).await.unwrap().unwrap();
+    let (s, generation) = (found.session, found.generation);
     assert_eq!((generation, s.generation), (1, 2));
     assert_eq!(store.find_refresh(&hash()).await.unwrap(), None);
 }
@@ -207,7 +250,8 @@ async fn rotations_arriving_together_are_each_answered_as_if_alone(store: Arc<dy
     // What was answered is what is stored.
     for (id, h) in ids.iter().zip(&fresh) {
         let found = store.find_refresh(h).await.unwrap();
-        let (s, generation) = found.unwrap_or_else(|| panic!("{id}'s new token"));
+        let found = found.unwrap_or_else(|| panic!("{id}'s new token"));
+        let (s, generation) = (found.session, found.generation);
         assert_eq!(
             (s.id.as_str(), generation, s.generation),
             (id.as_str(), 2, 2)
@@ -218,9 +262,18 @@ async fn rotations_arriving_together_are_each_answered_as_if_alone(store: Arc<dy
     } else {
         (racer_b, racer_a)
     };
-    assert_eq!(store.find_refresh(&winner).await.unwrap().unwrap().1, 2);
+    assert_eq!(
+        store
+            .find_refresh(&winner)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation,
+        2
+    );
     assert_eq!(store.find_refresh(&loser).await.unwrap(), None);
-    let (s, generation) = store.find_refresh(&lone).await.unwrap().unwrap();
+    let found = store.find_refresh(&lone).await.unwrap().unwrap();
+    let (s, generation) = (found.session, found.generation);
     assert_eq!(
         (generation, s.generation),
         (1, 1),
@@ -231,14 +284,14 @@ async fn rotations_arriving_together_are_each_answered_as_if_alone(store: Arc<dy
 async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
     let event = store
-        .revoke_session("s1", T0 + 5, T0 + HOUR, Reason::Revoke)
+        .revoke_session("s1", T0 + 5, T0 + HOUR, Reason::Revoke, &Origin::default())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(event.target, RevocationTarget::Session("s1".into()));
     assert_eq!(
         store
-            .revoke_session("s1", T0 + 6, T0 + HOUR, Reason::Revoke)
+            .revoke_session("s1", T0 + 6, T0 + HOUR, Reason::Revoke, &Origin::default())
             .await
             .unwrap(),
         None
@@ -249,17 +302,11 @@ async fn a_revoked_session_never_rotates_and_is_revoked_once(store: Arc<dyn Stor
 async fn revoking_what_is_revoked_writes_no_event(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
     open(store.as_ref(), &session("s2", "u1")).await;
-    let revoke = |id: &'static str| store.revoke_session(id, T0, T0 + HOUR, Reason::Revoke);
+    let nowhere = Origin::default();
+    let revoke =
+        |id: &'static str| store.revoke_session(id, T0, T0 + HOUR, Reason::Revoke, &nowhere);
     assert!(revoke("s1").await.unwrap().is_some());
-    let logout = UserRevocation {
-        user_id: "u1".into(),
-        now: T0,
-        not_before: T0,
-        expires_at: T0 + HOUR,
-        reason: Reason::LogoutAll,
-        new_password_hash: None,
-        disable: false,
-    };
+    let logout = user_revocation(EventKind::LogoutAll);
     assert_eq!(
         store.revoke_user(&logout).await.unwrap().len(),
         2,
@@ -277,17 +324,13 @@ async fn revoking_a_user_writes_ordered_events_and_never_lowers_the_cutoff(store
     open(store.as_ref(), &session("s2", "u1")).await;
     open(store.as_ref(), &session("s3", "u1")).await;
     store
-        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
+        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke, &Origin::default())
         .await
         .unwrap();
     let revocation = |not_before| UserRevocation {
-        user_id: "u1".into(),
         now: T0 + 10,
         not_before,
-        expires_at: T0 + HOUR,
-        reason: Reason::LogoutAll,
-        new_password_hash: None,
-        disable: false,
+        ..user_revocation(EventKind::LogoutAll)
     };
     let events = store.revoke_user(&revocation(T0)).await.unwrap();
     assert_eq!(events.len(), 3, "two live sessions and the cutoff");
@@ -334,7 +377,7 @@ async fn live_sessions_leave_out_revoked_and_expired_ones(store: Arc<dyn Store>)
     open(store.as_ref(), &idle).await;
     open(store.as_ref(), &session("s3", "u1")).await;
     store
-        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke)
+        .revoke_session("s3", T0, T0 + HOUR, Reason::Revoke, &Origin::default())
         .await
         .unwrap();
     let ids = |sessions: Vec<SessionRecord>| sessions.into_iter().map(|s| s.id).collect::<Vec<_>>();
@@ -429,7 +472,7 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
         sealed_rotated_before: T0,
         events_expired_before: T0 + 2 * HOUR,
         throttle_idle_before: T0 + 1,
-        audit_before: T0,
+        account_events_before: T0,
         batch: 1,
     };
     assert_eq!(
@@ -476,7 +519,7 @@ fn purge_sessions(ended: i64, batch: i64) -> Purge {
         sealed_rotated_before: 0,
         events_expired_before: 0,
         throttle_idle_before: 0,
-        audit_before: 0,
+        account_events_before: 0,
         batch,
     }
 }
@@ -502,11 +545,17 @@ async fn spent_tokens_are_kept_until_their_session_has_ended(store: Arc<dyn Stor
         0
     );
     for token in &tokens {
-        let (_, generation) = store.find_refresh(token).await.unwrap().unwrap();
+        let generation = store.find_refresh(token).await.unwrap().unwrap().generation;
         assert!(generation <= 6, "every spent token is still known");
     }
     store
-        .revoke_session("s1", day_20, day_20 + HOUR, Reason::Reuse)
+        .revoke_session(
+            "s1",
+            day_20,
+            day_20 + HOUR,
+            Reason::Reuse,
+            &Origin::default(),
+        )
         .await
         .unwrap();
     let purged = purge_all(store.as_ref(), &purge_sessions(day_20 + 1, 2)).await;
@@ -531,7 +580,7 @@ async fn sealed_tokens_are_erased_once_their_grace_window_has_passed(store: Arc<
             .await
             .unwrap()
             .unwrap()
-            .0
+            .session
             .sealed_token
     };
     let erase = |rotated_before| Purge {
@@ -561,13 +610,9 @@ async fn sealed_tokens_are_erased_once_their_grace_window_has_passed(store: Arc<
 async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store: Arc<dyn Store>) {
     seeded(store.as_ref()).await;
     let change = |new_password_hash: Option<String>, disable| UserRevocation {
-        user_id: "u1".into(),
-        now: T0,
-        not_before: T0,
-        expires_at: T0 + HOUR,
-        reason: Reason::PasswordChange,
         new_password_hash,
         disable,
+        ..user_revocation(EventKind::PasswordChanged)
     };
     let events = store
         .revoke_user(&change(Some("$argon2id$new".into()), false))
@@ -599,7 +644,12 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
             .is_none(),
         "disabled"
     );
-    store.enable_user("u1").await.unwrap();
+    assert!(
+        store
+            .enable_user("u1", T0, &event("u1", EventKind::Enabled))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .create_session(&new_session(&session("s5", "u1"), &hash(), "$argon2id$new"))
@@ -610,7 +660,10 @@ async fn a_session_opens_only_for_the_password_and_state_the_login_checked(store
 }
 
 async fn a_login_stores_its_rehash_in_place_of_the_hash_it_checked(store: Arc<dyn Store>) {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
     let stored = || async {
         let user = store.user_by_id("u1").await.unwrap().unwrap();
         user.password_hash.expose().clone()
@@ -642,13 +695,8 @@ async fn a_login_stores_its_rehash_in_place_of_the_hash_it_checked(store: Arc<dy
         "a concurrent login brings the same re-hash"
     );
     let change = UserRevocation {
-        user_id: "u1".into(),
-        now: T0,
-        not_before: T0,
-        expires_at: T0 + HOUR,
-        reason: Reason::PasswordChange,
         new_password_hash: Some("$argon2id$changed".into()),
-        disable: false,
+        ..user_revocation(EventKind::PasswordChanged)
     };
     store.revoke_user(&change).await.unwrap();
     assert!(
@@ -665,7 +713,10 @@ async fn a_login_stores_its_rehash_in_place_of_the_hash_it_checked(store: Arc<dy
 async fn a_session_beyond_the_cap_revokes_the_least_recently_used_in_the_same_step(
     store: Arc<dyn Store>,
 ) {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
     // s1 was used last, s2 first; s3 expired unused and counts for nothing.
     for (id, last_used_at, idle_expires_at) in [
         ("s1", T0 + 30, T0 + HOUR),
@@ -702,21 +753,16 @@ async fn a_session_beyond_the_cap_revokes_the_least_recently_used_in_the_same_st
 }
 
 async fn revoking_a_user_numbers_every_event_in_one_run_in_commit_order(store: Arc<dyn Store>) {
-    store.create_user(&user("u1", "alice"), T0).await.unwrap();
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
     let sessions: Vec<_> = (0..300).map(|i| session(&format!("s{i}"), "u1")).collect();
     for chunk in sessions.chunks(50) {
         join_all(chunk.iter().map(|s| open(store.as_ref(), s))).await;
     }
     let before = store.revoke_jti("before", T0, T0 + HOUR).await.unwrap();
-    let logout = UserRevocation {
-        user_id: "u1".into(),
-        now: T0,
-        not_before: T0,
-        expires_at: T0 + HOUR,
-        reason: Reason::LogoutAll,
-        new_password_hash: None,
-        disable: false,
-    };
+    let logout = user_revocation(EventKind::LogoutAll);
     let events = store.revoke_user(&logout).await.unwrap();
     let after = store.revoke_jti("after", T0, T0 + HOUR).await.unwrap();
     assert_eq!(events.len(), 301);
@@ -767,6 +813,8 @@ macro_rules! conformance {
     };
 }
 
+mod accounts;
+
 conformance!(
     usernames_are_unique_exactly_as_given,
     rotation_is_a_compare_and_swap_on_the_generation,
@@ -800,7 +848,7 @@ macro_rules! upgrade {
                 migrate::{Migration, MigrationType, Migrator},
             };
             let (url, _dir) = $url;
-            let init = include_str!(concat!("../../migrations/", $backend, "/0001_init.sql"));
+            let init = include_str!(concat!("../../../migrations/", $backend, "/0001_init.sql"));
             let first = Migration::new(
                 1,
                 "init".into(),
@@ -868,6 +916,7 @@ upgrade!(
 );
 
 /// Parameters to plan each lookup with (their types matter to PostgreSQL).
+#[derive(Clone)]
 enum Param {
     Text,
     Int,
@@ -884,7 +933,17 @@ fn params(query: &str) -> Vec<Param> {
         "swap_throttle" => vec![Int, Int, Int, Int, Text, Int, Int, Int, Int],
         "find_refresh" => vec![Bytes],
         "rotate" => vec![Int, Int, Int, Bytes, Text, Int],
-        "revoke_session" | "revoke_user_sessions" => vec![Int, Text],
+        "revoke_session" => vec![Int, Text],
+        "revoke_user_sessions" => vec![Int, Text, Text],
+        "take_event_seqs" => vec![Int],
+        "known_device" => vec![Text, Int, Text, Text],
+        "events_after" => vec![Int, Int],
+        "events_before" => [vec![Int], vec![Text; 14], vec![Int]].concat(),
+        "user_events_before" => [vec![Text, Int], vec![Text; 14], vec![Int]].concat(),
+        "users_from" | "users_after" => vec![Text, Text, Int, Int],
+        "count_user_live_sessions" => vec![Text, Int],
+        "set_scopes" => vec![Text, Text],
+        "delete_user_tokens" | "delete_user_sessions" | "delete_user" => vec![Text],
         "live_sessions" => vec![Text, Int],
         "count_live_sessions" => vec![Int],
         "take_seqs" => vec![Int],

@@ -1,0 +1,43 @@
+-- Account events (migrations/postgres/ has the same): what happened to each account, for the user
+-- (ListActivity), operators (ListEvents) and notification services (WatchEvents). Written in the
+-- transaction of what they record. `seq` is handed out by the one row of event_counter inside the
+-- writing transaction, as the revocation feed's is, so that numbers follow commit order and a
+-- reader resuming after `seq` misses nothing. They replace the audit records, which carry over.
+CREATE TABLE account_events (
+    seq        INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    -- Kept after the user is deleted, for the record.
+    user_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    session_id TEXT NOT NULL DEFAULT '',
+    ip         TEXT NOT NULL DEFAULT '',
+    device     TEXT NOT NULL DEFAULT '',
+    client_id  TEXT NOT NULL DEFAULT '',
+    new_device INTEGER NOT NULL DEFAULT 0,
+    detail     TEXT NOT NULL DEFAULT ''
+);
+-- A user's events, newest first (ListActivity, ListEvents for one user).
+CREATE INDEX account_events_by_user ON account_events (user_id, seq);
+-- A user's recent logins, for `new_device`.
+CREATE INDEX account_events_by_kind ON account_events (user_id, kind, at);
+-- Retention: housekeeping deletes the oldest.
+CREATE INDEX account_events_by_time ON account_events (at);
+
+CREATE TABLE event_counter (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+
+INSERT INTO account_events (seq, at, user_id, kind, session_id)
+SELECT id, at, COALESCE(user_id, ''),
+       CASE kind
+           WHEN 'revoke' THEN 'session_revoked'
+           WHEN 'refresh_token_reuse' THEN 'reuse_detected'
+           WHEN 'password_change' THEN 'password_changed'
+           WHEN 'disable' THEN 'disabled'
+           ELSE kind
+       END,
+       COALESCE(session_id, '')
+FROM audit_events;
+INSERT INTO event_counter (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM account_events;
+DROP TABLE audit_events;

@@ -1,0 +1,119 @@
+//! Account events written inside a caller's transaction, so that they commit with what they record
+//! (a revocation without its event, or the reverse, cannot happen). Numbered by the one row of
+//! `event_counter`, locked until commit: numbers follow commit order, as the revocation feed's do.
+//! The bounds are those of `sql.rs` (see `store_impl.rs` why they are written again).
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Transaction, Type};
+
+use super::{
+    StoreResult, queries as q,
+    sql::{Backend, SqlStore},
+};
+use crate::domain::{
+    UnixMs,
+    event::{EventKind, NewEvent, Origin},
+};
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: ColumnIndex<DB::Row> + Encode<'a, DB> + Type<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB>,
+    for<'a> String: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Decode<'a, DB>,
+    for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+{
+    /// Writes one account event at `now`; a login's `new_device` is decided here, from the user's
+    /// logins that committed before this transaction.
+    pub(super) async fn record_event(
+        tx: &mut Transaction<'_, DB>,
+        event: &NewEvent,
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        let new_device = match event.new_device_since {
+            Some(since) => !Self::known_device(tx, &event.user_id, since, &event.origin).await?,
+            None => false,
+        };
+        let seq = Self::take_seqs(tx, q::TAKE_EVENT_SEQS, 1).await?;
+        let o = &event.origin;
+        sqlx::query(q::INSERT_EVENT)
+            .bind(seq)
+            .bind(now)
+            .bind(&event.user_id)
+            .bind(event.kind.as_str())
+            .bind(&o.session_id)
+            .bind(&o.ip)
+            .bind(&o.device)
+            .bind(&o.client_id)
+            .bind(new_device)
+            .bind(&event.detail)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the user logged in since `since` from this device (when it has a name) or address.
+    async fn known_device(
+        tx: &mut Transaction<'_, DB>,
+        user_id: &str,
+        since: UnixMs,
+        origin: &Origin,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(q::KNOWN_DEVICE)
+            .bind(user_id)
+            .bind(since)
+            .bind(&origin.device)
+            .bind(&origin.ip)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// One event of `kind` for each session of `session_ids` (all the user's): one statement
+    /// whatever their number.
+    pub(super) async fn record_session_events(
+        tx: &mut Transaction<'_, DB>,
+        user_id: &str,
+        kind: EventKind,
+        origin: &Origin,
+        session_ids: &[String],
+        now: UnixMs,
+    ) -> StoreResult<()> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        let first = Self::take_seqs(tx, q::TAKE_EVENT_SEQS, session_ids.len()).await?;
+        let ids =
+            serde_json::to_string(session_ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(DB::INSERT_SESSION_ACCOUNT_EVENTS)
+            .bind(first)
+            .bind(now)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .bind(&origin.ip)
+            .bind(&origin.device)
+            .bind(&origin.client_id)
+            .bind(ids.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// An account event's detail, with the number of sessions its change revoked.
+pub(super) fn revoked_detail(detail: &str, sessions: usize) -> String {
+    let revoked = match sessions {
+        1 => "1 session revoked".to_owned(),
+        n => format!("{n} sessions revoked"),
+    };
+    if detail.is_empty() {
+        revoked
+    } else {
+        format!("{detail}; {revoked}")
+    }
+}
