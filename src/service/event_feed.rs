@@ -94,7 +94,7 @@ impl EventLog {
     fn after(&self, after: i64) -> ServiceResult<Option<Vec<Arc<AccountEvent>>>> {
         let window = self.window.read().map_err(poisoned("event window"))?;
         let reaches = match window.front() {
-            Some(oldest) => oldest.seq <= after + 1,
+            Some(oldest) => oldest.seq <= after.saturating_add(1),
             None => after >= *self.last.borrow(),
         };
         if !reaches {

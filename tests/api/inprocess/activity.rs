@@ -418,3 +418,22 @@ async fn watch_events_sends_heartbeats_and_resumed_after_a_restart_misses_nothin
     assert_eq!(after[0].seq, last + 1, "nothing is missed");
     assert!(after.windows(2).all(|w| w[1].seq == w[0].seq + 1));
 }
+
+#[tokio::test]
+async fn watch_events_from_the_farthest_position_waits_and_past_it_is_refused() {
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let farthest = u64::try_from(i64::MAX).unwrap();
+    let mut feed = watch(&app, &token, farthest).await;
+    let beat = tokio::time::timeout(Duration::from_millis(1500), feed.message()).await;
+    let beat = beat.expect("a heartbeat within a second").unwrap().unwrap();
+    assert_eq!((beat.kind.as_str(), beat.seq), ("", farthest));
+    let request = with_bearer(
+        pb::WatchEventsRequest {
+            after_seq: farthest + 1,
+        },
+        &token,
+    );
+    let refused = admin_client(&app).watch_events(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+}

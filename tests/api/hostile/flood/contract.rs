@@ -9,7 +9,8 @@
 //!   That is tonic-prost's codec (its `from_decode_error`), following gRPC's status-code guide
 //!   ("Error parsing request proto: INTERNAL"); the body is decoded here too, so latchkey never
 //!   gets an `INTERNAL` past a message that decodes.
-//! - `NOT_FOUND` from Health `Check` for a service name other than `""` and AuthService.
+//! - `NOT_FOUND` from Health `Check` for a service name other than `""`, AuthService and
+//!   AdminService.
 //!
 //! Never `UNKNOWN`, `CANCELLED`, `DEADLINE_EXCEEDED` or a transport error.
 
@@ -19,6 +20,8 @@ use prost::Message;
 use tonic::{Code, Status};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_types::StatusExt;
+
+use super::accounts::Account;
 
 /// Every method the flood calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,15 +36,17 @@ pub enum Method {
     WatchRevocations,
     HealthCheck,
     ExtAuthzCheck,
+    /// AdminService, ListActivity and ChangePassword (see `accounts`).
+    Account(Account),
 }
 
 /// The request limit of AuthService and ext_authz.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// The health service names latchkey serves.
-const HEALTH_NAMES: [&str; 2] = ["", "latchkey.v1.AuthService"];
+const HEALTH_NAMES: [&str; 3] = ["", "latchkey.v1.AuthService", "latchkey.v1.AdminService"];
 
 /// API.md's Errors table: each reason and its status.
-const REASONS: [(&str, Code); 14] = [
+const REASONS: [(&str, Code); 16] = [
     ("INVALID_ARGUMENT", Code::InvalidArgument),
     ("TOKEN_MALFORMED", Code::InvalidArgument),
     ("INVALID_CREDENTIALS", Code::Unauthenticated),
@@ -56,21 +61,35 @@ const REASONS: [(&str, Code); 14] = [
     ("OVERLOADED", Code::ResourceExhausted),
     ("STORE_UNAVAILABLE", Code::Unavailable),
     ("INTERNAL", Code::Internal),
+    ("USERNAME_TAKEN", Code::AlreadyExists),
+    ("USER_NOT_FOUND", Code::NotFound),
 ];
 
 impl Method {
-    pub const ALL: [Method; 10] = [
-        Method::Login,
-        Method::Refresh,
-        Method::Revoke,
-        Method::Introspect,
-        Method::LogoutAll,
-        Method::ListSessions,
-        Method::GetJwks,
-        Method::WatchRevocations,
-        Method::HealthCheck,
-        Method::ExtAuthzCheck,
-    ];
+    pub fn all() -> Vec<Method> {
+        let mut all = vec![
+            Method::Login,
+            Method::Refresh,
+            Method::Revoke,
+            Method::Introspect,
+            Method::LogoutAll,
+            Method::ListSessions,
+            Method::GetJwks,
+            Method::WatchRevocations,
+            Method::HealthCheck,
+            Method::ExtAuthzCheck,
+        ];
+        all.extend(Account::ALL.map(Method::Account));
+        all
+    }
+
+    /// Whether the call answers with a stream.
+    pub fn streams(self) -> bool {
+        matches!(
+            self,
+            Method::WatchRevocations | Method::Account(Account::WatchEvents)
+        )
+    }
 
     pub fn path(self) -> &'static str {
         match self {
@@ -84,6 +103,7 @@ impl Method {
             Method::WatchRevocations => "/latchkey.v1.AuthService/WatchRevocations",
             Method::HealthCheck => "/grpc.health.v1.Health/Check",
             Method::ExtAuthzCheck => "/envoy.service.auth.v3.Authorization/Check",
+            Method::Account(call) => call.path(),
         }
     }
 
@@ -115,6 +135,7 @@ impl Method {
             Method::GetJwks => &[STORE],
             Method::WatchRevocations => &["INVALID_ARGUMENT", STORE],
             Method::HealthCheck | Method::ExtAuthzCheck => &[],
+            Method::Account(call) => call.reasons(),
         }
     }
 
@@ -131,6 +152,7 @@ impl Method {
             Method::WatchRevocations => pb::WatchRevocationsRequest::decode(body).is_ok(),
             Method::HealthCheck => HealthCheckRequest::decode(body).is_ok(),
             Method::ExtAuthzCheck => CheckRequest::decode(body).is_ok(),
+            Method::Account(call) => call.decodes(body),
         }
     }
 
@@ -152,6 +174,7 @@ impl Method {
             // Let through (OK) or denied (UNAUTHENTICATED, HTTP 401), never anything else.
             Method::ExtAuthzCheck => CheckResponse::decode(answer)
                 .is_ok_and(|c| matches!(c.status.map_or(0, |s| s.code), 0 | 16)),
+            Method::Account(call) => call.answer_fits(answer),
         };
         fits.then_some(())
             .ok_or_else(|| format!("an OK answer that is not what {self:?} answers: {answer:02x?}"))

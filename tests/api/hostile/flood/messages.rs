@@ -71,6 +71,7 @@ fn message(method: Method, rng: &mut Rng, known: &Known) -> Vec<u8> {
         }
         .encode_to_vec(),
         Method::ExtAuthzCheck => check(rng, known).encode_to_vec(),
+        Method::Account(call) => call.message(rng, known),
     }
 }
 
@@ -126,7 +127,7 @@ fn hint(rng: &mut Rng, known: &Known) -> String {
 
 /// A user to log out: the caller's own (empty), a real user, or any text (NUL bytes included, which
 /// PostgreSQL cannot store).
-fn user_id(rng: &mut Rng, known: &Known) -> String {
+pub fn user_id(rng: &mut Rng, known: &Known) -> String {
     match rng.below(5) {
         0 => String::new(),
         1 if !known.user_ids.is_empty() => rng.pick(&known.user_ids).clone(),
@@ -135,7 +136,7 @@ fn user_id(rng: &mut Rng, known: &Known) -> String {
     }
 }
 
-fn after_seq(rng: &mut Rng) -> u64 {
+pub fn after_seq(rng: &mut Rng) -> u64 {
     let half = 1u64 << 63;
     match rng.below(6) {
         0 => 0,

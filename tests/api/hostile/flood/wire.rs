@@ -76,7 +76,7 @@ pub async fn call(
             .await
             .map_err(|e| Status::unknown(format!("transport: {e}")))?;
         let path = PathAndQuery::from_static(method.path());
-        if method != Method::WatchRevocations {
+        if !method.streams() {
             let answer = grpc.unary(request, path, RawCodec).await?;
             return Ok(Outcome::Answered(answer.into_inner()));
         }
