@@ -437,3 +437,19 @@ async fn watch_events_from_the_farthest_position_waits_and_past_it_is_refused() 
     let refused = admin_client(&app).watch_events(request).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn failed_logins_of_unknown_names_leave_no_trace() {
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let before = listed(&app, &token, "").await;
+    for i in 0..20 {
+        let name = format!("nobody{i}");
+        assert!(app.try_login(&name, "whatever").await.is_err());
+    }
+    assert_eq!(
+        listed(&app, &token, "").await,
+        before,
+        "no row for a name that does not exist"
+    );
+}
