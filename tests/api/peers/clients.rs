@@ -22,7 +22,11 @@ async fn grpcurl_lists_and_describes_the_services_through_reflection() {
     );
     let services = String::from_utf8_lossy(&list.stdout);
     let services: Vec<&str> = services.lines().collect();
-    for expected in ["latchkey.v1.AuthService", "grpc.health.v1.Health"] {
+    for expected in [
+        "latchkey.v1.AuthService",
+        "latchkey.v1.AdminService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(
             services.contains(&expected),
             "{expected} not listed: {services:?}"
@@ -217,5 +221,72 @@ async fn grpcio_logs_in_introspects_and_reads_the_error_reason() {
     assert_eq!(
         *wrong,
         json!({"code": "UNAUTHENTICATED", "reason": "INVALID_CREDENTIALS", "domain": "latchkey"})
+    );
+}
+
+/// The README's operator session: an admin token, then CreateUser, ListUsers and ListEvents, each
+/// through grpcurl and reflection alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpcurl_administers_users_and_lists_their_events_with_an_admin_token() {
+    let app = spawn_app().await;
+    app.add_user("admin", "an admin passphrase", &["latchkey.admin"])
+        .await;
+    let body = json!({"username": "admin", "password": "an admin passphrase",
+        "scopes": ["latchkey.admin"]})
+    .to_string();
+    let login = grpcurl(
+        app.grpc_addr,
+        &["-d", &body],
+        &["latchkey.v1.AuthService/Login"],
+    )
+    .await;
+    let admin = json_of(&login)["accessToken"].as_str().unwrap().to_owned();
+    let bearer = format!("authorization: Bearer {admin}");
+    let as_admin = |body: String, method: &'static str| {
+        let bearer = bearer.clone();
+        let addr = app.grpc_addr;
+        async move { grpcurl(addr, &["-H", &bearer, "-d", &body], &[method]).await }
+    };
+
+    let create = json!({"username": "bob", "password": "bob horse", "scopes": ["read"]});
+    let bob = as_admin(create.to_string(), "latchkey.v1.AdminService/CreateUser").await;
+    let bob = json_of(&bob);
+    assert_eq!(
+        (bob["username"].as_str(), bob["scopes"].clone()),
+        (Some("bob"), json!(["read"]))
+    );
+    let users = as_admin(
+        json!({"page_size": 50}).to_string(),
+        "latchkey.v1.AdminService/ListUsers",
+    )
+    .await;
+    let names: Vec<String> = json_of(&users)["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["admin", "bob"]);
+    let kinds = json!({"kinds": ["user_created"]}).to_string();
+    let events = as_admin(kinds, "latchkey.v1.AdminService/ListEvents").await;
+    let events = json_of(&events);
+    let newest = &events["events"][0];
+    assert_eq!(newest["kind"], "user_created");
+    assert_eq!(newest["userId"], bob["userId"]);
+
+    // Without the scope, grpcurl shows why.
+    app.add_user("carol", "carol horse", &["read"]).await;
+    let carol = app.login("carol", "carol horse").await.access_token;
+    let carol = format!("authorization: Bearer {carol}");
+    let refused = grpcurl(
+        app.grpc_addr,
+        &["-H", &carol, "-d", "{}"],
+        &["latchkey.v1.AdminService/ListUsers"],
+    )
+    .await;
+    let shown = text(&refused);
+    assert!(
+        shown.contains("Code: PermissionDenied") && shown.contains("NOT_ALLOWED"),
+        "{shown}"
     );
 }
