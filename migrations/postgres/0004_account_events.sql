@@ -18,8 +18,11 @@ CREATE TABLE account_events (
 );
 -- A user's events, newest first (ListActivity, ListEvents for one user).
 CREATE INDEX account_events_by_user ON account_events (user_id, seq);
--- A user's recent logins, for `new_device`.
-CREATE INDEX account_events_by_kind ON account_events (user_id, kind, at);
+-- A user's recent logins from an address, and from a named device, for `new_device`: each
+-- lookup seeks straight to the logins that match, however many logins the user has made (a
+-- service account logging in every few minutes makes tens of thousands in 90 days).
+CREATE INDEX account_events_by_ip ON account_events (user_id, kind, ip, at);
+CREATE INDEX account_events_by_device ON account_events (user_id, kind, device, at);
 -- Retention: housekeeping deletes the oldest.
 CREATE INDEX account_events_by_time ON account_events (at);
 

@@ -129,10 +129,12 @@ pub const POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS: &str = concat!(
     " SELECT $1 + n - 1, $2, $3, $4, id, $5, $6, $7, FALSE, '' \
      FROM json_array_elements_text($8::json) WITH ORDINALITY AS ids (id, n)"
 );
-/// A row when the user logged in since `$2` from the device `$3` (a named one) or the address
-/// `$4`; none when it did not.
+/// A row when the user logged in since `$2` from the address `$4` or the device `$3` (a named
+/// one); none when it did not. Two seeks, one per index, each straight to the matching logins.
 pub const KNOWN_DEVICE: &str = "SELECT seq FROM account_events WHERE user_id = $1 \
-     AND kind = 'login' AND at >= $2 AND ((device = $3 AND $3 <> '') OR ip = $4) LIMIT 1";
+     AND kind = 'login' AND ip = $4 AND at >= $2 \
+     UNION ALL SELECT seq FROM account_events WHERE user_id = $1 \
+     AND kind = 'login' AND device = $3 AND $3 <> '' AND at >= $2 LIMIT 1";
 pub const EVENTS_AFTER: &str = "SELECT * FROM account_events WHERE seq > $1 ORDER BY seq LIMIT $2";
 /// Newest first, below `$1`, of the kinds `$2`–`$15`: fourteen slots, one per kind there is (the
 /// store repeats a kind where fewer are asked for), so that one portable statement serves any filter.

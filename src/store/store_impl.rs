@@ -143,6 +143,9 @@ where
             now: s.created_at,
             expires_at: new.events_expire_at,
         };
+        Self::insert_session(&mut tx, s).await?;
+        Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
+        // The numbered writes last: the counters stay locked from here to the commit.
         let events = self.record_revoked(&mut tx, &revoked, None).await?;
         let origin = &new.event.origin;
         Self::record_session_events(
@@ -155,8 +158,6 @@ where
         )
         .await?;
         Self::record_event(&mut tx, new.event, s.created_at).await?;
-        Self::insert_session(&mut tx, s).await?;
-        Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
         tx.commit().await?;
         Ok(Some(events))
     }
