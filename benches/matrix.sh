@@ -21,6 +21,13 @@
 #   LATCHKEY_BENCH_POSTGRES_URL    a PostgreSQL superuser URL; a fresh database is created in it
 #                                  and dropped at the end (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_OUT                      where the table is also written: target/bench-matrix.md
+#   BENCH_OPS                      the server cells besides the no-op baseline (default: introspect
+#                                  check refresh login)
+#   BENCH_PRELOAD_EVENTS           account events written into the store before the cells (over
+#                                  the last 80 days, 10,000 users, a tenth of them the bench user's
+#                                  logins from other addresses and devices): to measure a store
+#                                  that has kept months of them (default 0)
+#   BENCH_RESULTS                  where the raw figures (one JSON report per cell) are also kept
 # Every other LATCHKEY_* variable is cleared: the server runs at its defaults.
 set -euo pipefail
 
@@ -51,6 +58,8 @@ LOGIN_CONC=${BENCH_LOGIN_CONC:-$((4 * CPUS))}
 CONNS=${BENCH_CONNS:-1}
 PG_URL=${LATCHKEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${BENCH_OUT:-target/bench-matrix.md}
+OPS=${BENCH_OPS:-introspect check refresh login}
+PRELOAD_EVENTS=${BENCH_PRELOAD_EVENTS:-0}
 
 if [ -n "${BENCH_BIN:-}" ]; then
     BIN=$BENCH_BIN
@@ -121,6 +130,24 @@ cell() {
         "$backend" "$op" "$json" "$rss" >&2
 }
 
+# `start_server DIR`: `latchkey serve` in the background, logging into DIR, once it is ready.
+start_server() {
+    local dir=$1
+    "$BIN/latchkey" serve >>"$dir/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 300); do
+        "$BIN/latchkey" healthcheck >/dev/null 2>&1 && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    if ! "$BIN/latchkey" healthcheck >/dev/null; then
+        cat "$dir/server.log" >&2
+        echo "FATAL: the server never became ready" >&2
+        exit 1
+    fi
+}
+
 # `serve BACKEND`: a fresh server on that backend, ready, with the bench user.
 serve() {
     local backend=$1 dir="$WORK/$1"
@@ -138,22 +165,51 @@ serve() {
         export LATCHKEY_DATABASE_URL
         LATCHKEY_DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_URL" "$PG_DB")
     fi
-    "$BIN/latchkey" serve >"$dir/server.log" 2>&1 &
-    SERVER_PID=$!
-    local i
-    for i in $(seq 1 300); do
-        "$BIN/latchkey" healthcheck >/dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    if ! "$BIN/latchkey" healthcheck >/dev/null; then
-        cat "$dir/server.log" >&2
-        echo "FATAL: the server never became ready" >&2
-        exit 1
-    fi
+    start_server "$dir"
     printf '%s' "$LATCHKEY_BENCH_PASSWORD" |
         "$BIN/latchkey" user add bench --password-stdin >"$dir/user.log" 2>&1 ||
         { cat "$dir/user.log" >&2; exit 1; }
+}
+
+# `preload BACKEND`: PRELOAD_EVENTS account events in the server's store, numbered after what is
+# there (the counter moves with them, as the server's own writes would move it), written while the
+# server is stopped; then the server starts again on them, as a replica starts on a store that has
+# kept months of events.
+preload() {
+    [ "$PRELOAD_EVENTS" -gt 0 ] || return 0
+    local backend=$1 now
+    # Spread over the last 80 days: inside the retention (housekeeping leaves them) and the 90 days
+    # a login's `new_device` looks back over.
+    now=$(($(date +%s) * 1000))
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    local sql="WITH n AS (SELECT MAX(seq) AS base FROM account_events)
+INSERT INTO account_events (seq, at, user_id, kind, session_id, ip, device, client_id, new_device, detail)
+SELECT n.base + i, $now - 6912 * CAST(i AS BIGINT),
+       CASE WHEN i % 10 = 0 THEN (SELECT id FROM users WHERE username = 'bench') ELSE 'user-' || (i % 10000) END,
+       CASE WHEN i % 3 = 0 THEN 'login_failed' ELSE 'login' END,
+       'session-' || i, '10.0.' || (i % 250) || '.' || (i % 200), 'device ' || (i % 50), 'default', FALSE, ''
+FROM n, SERIES;
+UPDATE event_counter SET seq = (SELECT MAX(seq) FROM account_events) WHERE id = 1;"
+    # Then settled, as months of events would be: vacuumed, analysed and checkpointed, so that the
+    # cells do not pay for the bulk load's own write-back.
+    if [ "$backend" = postgres ]; then
+        psql "$LATCHKEY_DATABASE_URL" -XAq -v ON_ERROR_STOP=1 \
+            -c "${sql/SERIES/generate_series(1, $PRELOAD_EVENTS) AS g (i)}" \
+            -c "VACUUM ANALYZE account_events" -c "CHECKPOINT" >/dev/null
+    else
+        python3 - "$LATCHKEY_DATA_DIR/latchkey.db" "$PRELOAD_EVENTS" "$sql" <<'PY'
+import sqlite3, sys
+db, count, sql = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+series = f"(WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s)"
+conn = sqlite3.connect(db, timeout=30)
+conn.executescript(sql.replace("SERIES", series))
+conn.executescript("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
+conn.close()
+PY
+    fi
+    echo "preloaded $PRELOAD_EVENTS account events" >&2
+    start_server "$WORK/$backend"
 }
 
 stop() {
@@ -171,11 +227,15 @@ for backend in "${backends[@]}"; do
     serve "$backend"
     target="http://$LATCHKEY_GRPC_ADDR"
     common=(--target "$target" --conns "$CONNS" --user bench --password-env LATCHKEY_BENCH_PASSWORD)
+    preload "$backend"
     cell "$backend" health "${common[@]}" --conc "$CONC"
-    cell "$backend" introspect "${common[@]}" --conc "$CONC"
-    cell "$backend" check "${common[@]}" --conc "$CONC"
-    cell "$backend" refresh "${common[@]}" --conc "$CONC"
-    cell "$backend" login "${common[@]}" --conc "$LOGIN_CONC"
+    for op in $OPS; do
+        if [ "$op" = login ]; then
+            cell "$backend" login "${common[@]}" --conc "$LOGIN_CONC"
+        else
+            cell "$backend" "$op" "${common[@]}" --conc "$CONC"
+        fi
+    done
     # The raw rates right after, while the server idles: the machine's load (shared, noisy) is
     # then close to what the cells above saw.
     cell "$backend" argon2
@@ -183,6 +243,9 @@ for backend in "${backends[@]}"; do
     stop
 done
 
+if [ -n "${BENCH_RESULTS:-}" ]; then
+    cp "$RESULTS" "$BENCH_RESULTS"
+fi
 mkdir -p "$(dirname "$OUT")"
 python3 - "$RESULTS" "$DURATION" "$WARMUP" "$CONC" "$LOGIN_CONC" "$CONNS" "$CPUS" >"$OUT" <<'PY'
 import json, sys
@@ -195,11 +258,14 @@ for line in open(path):
 backends = [b for b in ("sqlite", "postgres") if (b, "health") in cells]
 names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 rows = [
-    ("health", f"no-op call (health Check), {conc} in flight", "health"),
-    ("introspect", f"Introspect, {conc} in flight", "health"),
-    ("check", f"ext_authz Check, {conc} in flight", "health"),
-    ("refresh", f"Refresh, {conc} chains rotating", "health"),
-    ("login", f"Login, {login_conc} in flight", "argon2"),
+    row for row in (
+        ("health", f"no-op call (health Check), {conc} in flight", "health"),
+        ("introspect", f"Introspect, {conc} in flight", "health"),
+        ("check", f"ext_authz Check, {conc} in flight", "health"),
+        ("refresh", f"Refresh, {conc} chains rotating", "health"),
+        ("login", f"Login, {login_conc} in flight", "argon2"),
+    )
+    if (backends[0], row[0]) in cells
 ]
 
 
