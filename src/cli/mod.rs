@@ -5,14 +5,14 @@ mod healthcheck;
 
 use std::{io::Read, sync::Arc};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 
 use crate::{
     app::{self, App},
     config::{Config, ConfigArgs},
     domain::types::{Password, Scope, Username},
-    service::{Admin, SystemClock, UserRef},
+    service::{Admin, ServiceError, SystemClock, UserRef},
 };
 
 #[derive(Debug, Parser)]
@@ -121,31 +121,32 @@ impl Cli {
                 let admin = Admin::command_line();
                 match command {
                     UserCommand::Add { name, scopes, .. } => {
-                        let name = Username::parse(&name)?;
+                        let username = Username::parse(&name)?;
                         let password = read_password()?;
                         let scopes = scopes
                             .into_iter()
                             .map(Scope::parse)
                             .collect::<Result<_, _>>()?;
-                        let user = service.create_user(&name, password, scopes, &admin).await?;
-                        println!("{}", user.user_id);
+                        let created = service.create_user(&username, password, scopes, &admin);
+                        println!("{}", created.await.map_err(named(&name))?.user_id);
                     }
                     UserCommand::SetPassword { name, .. } => {
                         let user = UserRef::Name(Username::parse(&name)?);
                         let password = read_password()?;
-                        let changed = service.set_password(&user, password, &admin).await?;
-                        let revoked = changed.revoked_sessions;
+                        let changed = service.set_password(&user, password, &admin).await;
+                        let revoked = changed.map_err(named(&name))?.revoked_sessions;
                         println!("password changed; {revoked} session(s) revoked");
                     }
                     UserCommand::Disable { name } => {
                         let user = UserRef::Name(Username::parse(&name)?);
-                        let changed = service.set_disabled(&user, true, &admin).await?;
-                        let revoked = changed.revoked_sessions;
+                        let changed = service.set_disabled(&user, true, &admin).await;
+                        let revoked = changed.map_err(named(&name))?.revoked_sessions;
                         println!("disabled; {revoked} session(s) revoked");
                     }
                     UserCommand::Enable { name } => {
                         let user = UserRef::Name(Username::parse(&name)?);
-                        service.set_disabled(&user, false, &admin).await?;
+                        let enabled = service.set_disabled(&user, false, &admin).await;
+                        enabled.map_err(named(&name))?;
                         println!("enabled");
                     }
                 }
@@ -170,6 +171,15 @@ impl Cli {
                 Ok(())
             }
         }
+    }
+}
+
+/// The service's refusal of a change to user `name`, naming the user as the operator typed it.
+fn named(name: &str) -> impl Fn(ServiceError) -> anyhow::Error + '_ {
+    move |e| match e {
+        ServiceError::UserNotFound => anyhow!("no user named {name:?}"),
+        ServiceError::UsernameTaken => anyhow!("a user named {name:?} already exists"),
+        e => e.into(),
     }
 }
 

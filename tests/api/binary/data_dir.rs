@@ -60,3 +60,38 @@ async fn a_master_key_others_may_read_is_refused_with_the_fix() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_user_commands_name_the_user_they_cannot_find_or_create() {
+    let root = tempfile::tempdir().unwrap();
+    let data = migrated(root.path()).await;
+    let user = |args: &'static [&'static str]| {
+        let mut command = latchkey_in(&data);
+        command.arg("user").args(args);
+        run(command, "a long passphrase\n", Duration::from_secs(30))
+    };
+    let added = user(&["add", "alice", "--password-stdin"]).await.unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    for (args, expected) in [
+        (
+            &["add", "alice", "--password-stdin"][..],
+            r#"a user named "alice" already exists"#,
+        ),
+        (&["disable", "bob"], r#"no user named "bob""#),
+        (
+            &["set-password", "bob", "--password-stdin"],
+            r#"no user named "bob""#,
+        ),
+    ] {
+        let out = user(args).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+}
