@@ -168,12 +168,14 @@ impl Service {
         let service = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            metrics::gauge!("latchkey_event_watchers").increment(1.0);
             tokio::select! {
                 pumped = service.pump_events(after, &items) => if let Err(e) = pumped {
                     let _ = ended.send(e);
                 },
                 () = stop => {}
             }
+            metrics::gauge!("latchkey_event_watchers").decrement(1.0);
         });
         Ok(Feed::new(buffered, end))
     }
@@ -227,7 +229,10 @@ impl Service {
         let stall = self.settings.feed.stall_timeout;
         match items.send_timeout(event, stall).await {
             Ok(()) => Ok(true),
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(ServiceError::SubscriberTooSlow),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                metrics::counter!("latchkey_event_watchers_cut_total").increment(1);
+                Err(ServiceError::SubscriberTooSlow)
+            }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Ok(false),
         }
     }
