@@ -3,60 +3,39 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{
-    bearer::bearer,
-    convert, pb,
+    convert,
+    edge::{Edge, bearer_of, refused},
+    pb,
     peer::{ip, listed},
     status::to_status,
 };
 use crate::{
-    domain::{
-        caller::Callers,
-        types::{InputError, Password, Scope, Username},
-    },
-    service::{Admin, Service, ServiceCell, ServiceError, UserRef},
+    domain::types::{InputError, Password, Scope, Username},
+    service::{Admin, Service, ServiceError, UserRef},
 };
 
 pub struct AdminApi {
-    cell: Arc<ServiceCell>,
-    stopping: watch::Receiver<bool>,
-    callers: Arc<Callers>,
+    edge: Edge,
 }
 
 impl AdminApi {
-    pub fn new(
-        cell: Arc<ServiceCell>,
-        stopping: watch::Receiver<bool>,
-        callers: Arc<Callers>,
-    ) -> Self {
-        Self {
-            cell,
-            stopping,
-            callers,
-        }
+    pub fn new(edge: Edge) -> Self {
+        Self { edge }
     }
 
     /// The service and the admin behind the call, or the reason there is none.
     fn admin<T>(&self, request: &Request<T>) -> Result<(&Arc<Service>, Admin), Status> {
-        let service = self.cell.get().map_err(to_status)?;
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let certified = listed(&self.callers.admin, request);
+        let service = self.edge.service()?;
+        let certified = listed(&self.edge.callers.admin, request);
         let admin = service
-            .admin(header.and_then(bearer), certified, ip(request))
+            .admin(bearer_of(request.metadata()), certified, ip(request))
             .map_err(to_status)?;
         Ok((service, admin))
     }
-}
-
-fn refused(e: impl Into<ServiceError>) -> Status {
-    to_status(e.into())
 }
 
 fn user_id(raw: String) -> UserRef {
@@ -230,11 +209,9 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let (service, _) = self.admin(&request)?;
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| refused(InputError::OutOfRange("after_seq")))?;
-        let mut stopping = self.stopping.clone();
-        let stop = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
-        let feed = service.watch_events(after, stop).map_err(to_status)?;
+        let feed = service
+            .watch_events(after, self.edge.stop())
+            .map_err(to_status)?;
         let events = feed.map(|item| item.map(|e| convert::account_event(&e)).map_err(to_status));
         Ok(Response::new(Box::pin(events)))
     }

@@ -4,61 +4,43 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use super::{
-    bearer::bearer,
-    convert, pb,
+    convert,
+    edge::{Edge, bearer_of, refused},
+    pb,
     peer::{admit, ip},
     status::to_status,
 };
 use crate::{
     domain::{
-        caller::Callers,
         token::{PresentedToken, RefreshToken},
         types::{InputError, Password},
     },
-    service::{Caller, LoginCommand, Service, ServiceCell, ServiceError},
+    service::{Caller, LoginCommand, Service},
 };
 
 pub struct AuthApi {
-    cell: Arc<ServiceCell>,
-    stopping: watch::Receiver<bool>,
     /// Introspect and WatchRevocations are for the services on `callers.service`.
-    callers: Arc<Callers>,
+    edge: Edge,
 }
 
 impl AuthApi {
-    pub fn new(
-        cell: Arc<ServiceCell>,
-        stopping: watch::Receiver<bool>,
-        callers: Arc<Callers>,
-    ) -> Self {
-        Self {
-            cell,
-            stopping,
-            callers,
-        }
+    pub fn new(edge: Edge) -> Self {
+        Self { edge }
     }
 
-    /// The service, or STORE_UNAVAILABLE while the store has not been reached at start-up.
     fn service(&self) -> Result<&Arc<Service>, Status> {
-        self.cell.get().map_err(to_status)
+        self.edge.service()
     }
 
     fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
-        let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
         self.service()?
-            .authenticate(header.and_then(bearer))
+            .authenticate(bearer_of(metadata))
             .map_err(to_status)
     }
-}
-
-/// A parse error as the client sees it.
-fn refused(e: impl Into<ServiceError>) -> Status {
-    to_status(e.into())
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
@@ -107,7 +89,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        admit(&self.callers.service, &request)?;
+        admit(&self.edge.callers.service, &request)?;
         let service = self.service()?;
         let token = PresentedToken::parse(&request.get_ref().token).map_err(refused)?;
         let found = service.introspect(token).await.map_err(to_status)?;
@@ -157,16 +139,12 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        admit(&self.callers.service, &request)?;
+        admit(&self.edge.callers.service, &request)?;
         let after = i64::try_from(request.get_ref().after_seq)
             .map_err(|_| refused(InputError::OutOfRange("after_seq")))?;
-        let mut stopping = self.stopping.clone();
-        let stop = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
         let feed = self
             .service()?
-            .watch_revocations(after, stop)
+            .watch_revocations(after, self.edge.stop())
             .map_err(to_status)?;
         let events = feed.map(|item| item.map(convert::feed_item).map_err(to_status));
         Ok(Response::new(Box::pin(events)))

@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod bearer;
 mod convert;
+mod edge;
 mod ext_authz;
 mod metrics;
 mod peer;
@@ -30,6 +31,7 @@ pub mod pb {
 
 pub use admin::AdminApi;
 pub use auth::AuthApi;
+pub use edge::Edge;
 
 /// Largest request accepted: far above any valid one (tokens are capped at 8 KiB).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -62,18 +64,18 @@ pub fn router(
             // google.rpc.ErrorInfo, so that grpcurl can print our error details.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(
+    let auth = pb::auth_service_server::AuthServiceServer::new(AuthApi::new(Edge::new(
         cell.clone(),
         stopping.clone(),
         callers.clone(),
-    ))
+    )))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
-    let admin = pb::admin_service_server::AdminServiceServer::new(AdminApi::new(
+    let admin = pb::admin_service_server::AdminServiceServer::new(AdminApi::new(Edge::new(
         cell.clone(),
         stopping,
         callers.clone(),
-    ))
+    )))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
     let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
