@@ -64,6 +64,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 impl Backend for Postgres {
     const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
     const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS;
+    const ROTATE_IN_ONE: Option<&'static str> = Some(q::POSTGRES_ROTATE);
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()

@@ -58,9 +58,23 @@ pub const FIND_REFRESH: &str = concat!(
      JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id WHERE t.hash = $1"
 );
 /// The compare-and-swap: only the generation that was judged, only while not revoked.
-pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
-     last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
-     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL";
+macro_rules! rotate {
+    () => {
+        "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
+         last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
+         WHERE id = $5 AND generation = $6 AND revoked_at IS NULL"
+    };
+}
+pub const ROTATE: &str = rotate!();
+/// The whole rotation in one statement, so in one round trip and one implicit transaction: the
+/// compare-and-swap, then the new refresh token (`$7`, issued at `$1`) of the generation it made,
+/// inserted only if it made one. PostgreSQL only: SQLite has no UPDATE inside a WITH.
+pub const POSTGRES_ROTATE: &str = concat!(
+    "WITH rotated AS (",
+    rotate!(),
+    " RETURNING id, generation) INSERT INTO refresh_tokens \
+     (hash, session_id, generation, issued_at) SELECT $7, id, generation, $1 FROM rotated"
+);
 pub const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
 /// Every live session of the user but `$3` (empty: none is kept; no session id is empty).
@@ -249,6 +263,9 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("delete_user", DELETE_USER),
 ];
 
+/// The lookups of one backend only, checked on that one.
+pub const POSTGRES_LOOKUPS: &[(&str, &str)] = &[("postgres_rotate", POSTGRES_ROTATE)];
+
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
 /// primary keys'), nor do those that insert from a JSON array, `PING` and `NOTIFY_REVOCATIONS`
 /// read no table, and `KEYS` reads the whole (small) key table on purpose.
@@ -280,6 +297,9 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("pub const ") && !line.contains("&["))
             .count();
-        assert_eq!(declared, LOOKUPS.len() + NOT_LOOKUPS.len());
+        assert_eq!(
+            declared,
+            LOOKUPS.len() + POSTGRES_LOOKUPS.len() + NOT_LOOKUPS.len()
+        );
     }
 }

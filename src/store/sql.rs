@@ -1,11 +1,13 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
 //! lookup, and the writes made inside a caller's transaction (a session, a refresh token, feed
-//! events), which commit with it; the account events written that way are in `events.rs`. The `Store` impl itself is in `store_impl.rs`;
-//! [`Backend`] holds the little that differs between drivers. A few lines over 300: the shared
-//! steps stay beside the bounds they need.
+//! events), which commit with it, and a rotation made without one; the account events written that
+//! way are in `events.rs`. The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the
+//! little that differs between drivers. Over 300 lines: the shared steps stay beside the bounds
+//! they need.
 
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
+    query::Query,
 };
 
 use super::{
@@ -24,6 +26,10 @@ pub trait Backend: Database {
     const INSERT_SESSION_EVENTS: &'static str;
     /// An account event for each session id of a JSON array.
     const INSERT_SESSION_ACCOUNT_EVENTS: &'static str;
+
+    /// The whole rotation as one statement (`queries::POSTGRES_ROTATE`), where the database can
+    /// run it: one round trip instead of four (begin, update, insert, commit).
+    const ROTATE_IN_ONE: Option<&'static str> = None;
 
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -53,8 +59,8 @@ pub struct SqlStore<DB: Database> {
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
-    /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each in a
-    /// transaction of its own.
+    /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each on its
+    /// own (see `rotate_without_transaction`).
     pub(super) rotations: Option<Box<dyn RotationQueue>>,
 }
 
@@ -130,15 +136,7 @@ where
     /// A rotation inside a caller's transaction: the compare-and-swap on the session's generation,
     /// then the new token's row. `false`, having written nothing, when the generation has moved.
     pub(super) async fn rotate_in(tx: &mut Transaction<'_, DB>, r: &Rotation) -> StoreResult<bool> {
-        let rotated = sqlx::query(q::ROTATE)
-            .bind(r.now)
-            .bind(r.now)
-            .bind(r.idle_expires_at)
-            .bind(&r.sealed_token)
-            .bind(&r.session_id)
-            .bind(r.expected_generation)
-            .execute(&mut **tx)
-            .await?;
+        let rotated = Self::rotation(q::ROTATE, r).execute(&mut **tx).await?;
         if DB::rows_affected(&rotated) != 1 {
             return Ok(false);
         }
@@ -148,6 +146,38 @@ where
             Self::record_event(tx, event, r.now).await?;
         }
         Ok(true)
+    }
+
+    /// A rotation made without a transaction of the caller's: handed to the batches (SQLite), or
+    /// as the one statement `Backend::ROTATE_IN_ONE` when it records no account event (PostgreSQL).
+    /// Whether it was made; `None`: the caller makes it in a transaction of its own.
+    pub(super) async fn rotate_without_transaction(
+        &self,
+        r: &Rotation,
+    ) -> StoreResult<Option<bool>> {
+        if let Some(batches) = &self.rotations {
+            return batches.rotate(r.clone()).await.map(Some);
+        }
+        let (Some(sql), None) = (DB::ROTATE_IN_ONE, &r.event) else {
+            return Ok(None);
+        };
+        let rotated = Self::rotation(sql, r)
+            .bind(&r.token_hash.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(DB::rows_affected(&rotated) == 1))
+    }
+
+    /// A rotation's compare-and-swap (`sql` begins as `queries::ROTATE` does), its six parameters
+    /// bound.
+    fn rotation(sql: &'static str, r: &Rotation) -> Query<'static, DB, DB::Arguments> {
+        sqlx::query(sql)
+            .bind(r.now)
+            .bind(r.now)
+            .bind(r.idle_expires_at)
+            .bind(&r.sealed_token)
+            .bind(&r.session_id)
+            .bind(r.expected_generation)
     }
 
     pub(super) async fn insert_token(

@@ -1,13 +1,12 @@
 //! `impl Store for SqlStore<DB>`: every method of the [`Store`] trait, written once for both
-//! drivers. Atomicity comes from the statements and row locks: rotation is a conditional UPDATE on
-//! the session's generation, a login's session waits on the user's row, and every revocation writes
-//! its changes, feed events and account events in one transaction, announced at commit where the backend
-//! can (see `listen.rs`). It runs past 300 lines because a trait impl cannot be split across
-//! files; each method is short.
+//! drivers (long, as a trait impl cannot be split across files). Atomicity comes from the
+//! statements and row locks: rotation is a conditional UPDATE on the session's generation (on
+//! PostgreSQL one statement with its token insert), a login's session waits on the user's row, and
+//! every revocation writes its changes, feed events and account events in one transaction,
+//! announced at commit where the backend can (see `listen.rs`).
 //!
-//! The `where` clause says what the SQL needs of a driver: an executor for its connections and the
-//! column types it binds and reads. `sql.rs` repeats it, as Rust does not carry such bounds
-//! through a helper trait.
+//! The `where` clause says what the SQL needs of a driver (an executor, the column types it binds
+//! and reads); `sql.rs` repeats it, as Rust does not carry such bounds through a helper trait.
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
@@ -171,8 +170,8 @@ where
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
-        if let Some(batches) = &self.rotations {
-            return batches.rotate(r.clone()).await;
+        if let Some(made) = self.rotate_without_transaction(r).await? {
+            return Ok(made);
         }
         let mut tx = self.pool.begin().await?;
         if !Self::rotate_in(&mut tx, r).await? {

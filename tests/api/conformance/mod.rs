@@ -933,6 +933,7 @@ fn params(query: &str) -> Vec<Param> {
         "swap_throttle" => vec![Int, Int, Int, Int, Text, Int, Int, Int, Int],
         "find_refresh" => vec![Bytes],
         "rotate" => vec![Int, Int, Int, Bytes, Text, Int],
+        "postgres_rotate" => vec![Int, Int, Int, Bytes, Text, Int, Bytes],
         "revoke_session" => vec![Int, Text],
         "revoke_user_sessions" => vec![Int, Text, Text],
         "take_event_seqs" => vec![Int],
@@ -1003,7 +1004,8 @@ async fn every_hot_query_is_an_index_lookup_on_postgres() {
         .execute(&mut conn)
         .await
         .unwrap();
-    for (name, sql) in store::queries::LOOKUPS {
+    let lookups = store::queries::LOOKUPS.iter();
+    for (name, sql) in lookups.chain(store::queries::POSTGRES_LOOKUPS) {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
         let rows = bind_all!(explain, params(name))
             .fetch_all(&mut conn)
