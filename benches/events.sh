@@ -68,7 +68,7 @@ def ratios(path):
     }
 
 def best(backend, way):
-    runs = [ratios(p) for p in sorted(glob.glob(os.path.join(out, f"{backend}.{way}.*")))]
+    runs = [ratios(p) for p in sorted(glob.glob(os.path.join(out, f"{backend}.{way}.*"))) if not p.endswith(".log")]
     return {k: max(r[k] for r in runs) if k != "refresh_p99" else min(r[k] for r in runs) for k in runs[0]}
 
 print(f"| backend | op | before events | events, table empty | events, {preload:,} kept | cost vs before | cost of a full table |")

@@ -23,11 +23,11 @@
 #   BENCH_OUT                      where the table is also written: target/bench-matrix.md
 #   BENCH_OPS                      the server cells besides the no-op baseline (default: introspect
 #                                  check refresh login)
-#   BENCH_PRELOAD_EVENTS           account events written into the store before the cells (over
-#                                  the last 80 days, 10,000 users, a tenth of them the bench user's
-#                                  logins from other addresses and devices): to measure a store
-#                                  that has kept months of them (default 0)
-#   BENCH_RESULTS                  where the raw figures (one JSON report per cell) are also kept
+#   BENCH_PRELOAD_EVENTS, BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_ENDED, BENCH_PRELOAD_REVOCATIONS
+#                                  rows written into the store before the cells, to measure a store
+#                                  in use for months: see benches/preload.py (default 0 each)
+#   BENCH_RESULTS                  where the raw figures (one JSON report per cell) are also kept,
+#                                  and the server's log beside them (BENCH_RESULTS.BACKEND.log)
 # Every other LATCHKEY_* variable is cleared: the server runs at its defaults.
 set -euo pipefail
 
@@ -59,7 +59,6 @@ CONNS=${BENCH_CONNS:-1}
 PG_URL=${LATCHKEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${BENCH_OUT:-target/bench-matrix.md}
 OPS=${BENCH_OPS:-introspect check refresh login}
-PRELOAD_EVENTS=${BENCH_PRELOAD_EVENTS:-0}
 
 if [ -n "${BENCH_BIN:-}" ]; then
     BIN=$BENCH_BIN
@@ -171,44 +170,19 @@ serve() {
         { cat "$dir/user.log" >&2; exit 1; }
 }
 
-# `preload BACKEND`: PRELOAD_EVENTS account events in the server's store, numbered after what is
-# there (the counter moves with them, as the server's own writes would move it), written while the
-# server is stopped; then the server starts again on them, as a replica starts on a store that has
-# kept months of events.
+# `preload BACKEND`: the rows the BENCH_PRELOAD_* settings ask for (see benches/preload.py),
+# written while the server is stopped; then the server starts again on them, as a replica starts
+# on a store in use for months.
 preload() {
-    [ "$PRELOAD_EVENTS" -gt 0 ] || return 0
-    local backend=$1 now
-    # Spread over the last 80 days: inside the retention (housekeeping leaves them) and the 90 days
-    # a login's `new_device` looks back over.
-    now=$(($(date +%s) * 1000))
+    [ -n "$(compgen -e | grep '^BENCH_PRELOAD_' || true)" ] || return 0
+    local backend=$1
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
-    local sql="WITH n AS (SELECT MAX(seq) AS base FROM account_events)
-INSERT INTO account_events (seq, at, user_id, kind, session_id, ip, device, client_id, new_device, detail)
-SELECT n.base + i, $now - 6912 * CAST(i AS BIGINT),
-       CASE WHEN i % 10 = 0 THEN (SELECT id FROM users WHERE username = 'bench') ELSE 'user-' || (i % 10000) END,
-       CASE WHEN i % 3 = 0 THEN 'login_failed' ELSE 'login' END,
-       'session-' || i, '10.0.' || (i % 250) || '.' || (i % 200), 'device ' || (i % 50), 'default', FALSE, ''
-FROM n, SERIES;
-UPDATE event_counter SET seq = (SELECT MAX(seq) FROM account_events) WHERE id = 1;"
-    # Then settled, as months of events would be: vacuumed, analysed and checkpointed, so that the
-    # cells do not pay for the bulk load's own write-back.
     if [ "$backend" = postgres ]; then
-        psql "$LATCHKEY_DATABASE_URL" -XAq -v ON_ERROR_STOP=1 \
-            -c "${sql/SERIES/generate_series(1, $PRELOAD_EVENTS) AS g (i)}" \
-            -c "VACUUM ANALYZE account_events" -c "CHECKPOINT" >/dev/null
+        python3 benches/preload.py postgres "$LATCHKEY_DATABASE_URL"
     else
-        python3 - "$LATCHKEY_DATA_DIR/latchkey.db" "$PRELOAD_EVENTS" "$sql" <<'PY'
-import sqlite3, sys
-db, count, sql = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-series = f"(WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s)"
-conn = sqlite3.connect(db, timeout=30)
-conn.executescript(sql.replace("SERIES", series))
-conn.executescript("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")
-conn.close()
-PY
+        python3 benches/preload.py sqlite "$LATCHKEY_DATA_DIR/latchkey.db"
     fi
-    echo "preloaded $PRELOAD_EVENTS account events" >&2
     start_server "$WORK/$backend"
 }
 
@@ -216,6 +190,9 @@ stop() {
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=""
+    if [ -n "${BENCH_RESULTS:-}" ]; then
+        cp "$WORK/$1/server.log" "$BENCH_RESULTS.$1.log"
+    fi
     if [ -n "$PG_DB" ]; then
         psql "$PG_URL" -XAqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
         PG_DB=""
@@ -240,7 +217,7 @@ for backend in "${backends[@]}"; do
     # then close to what the cells above saw.
     cell "$backend" argon2
     cell "$backend" eddsa
-    stop
+    stop "$backend"
 done
 
 if [ -n "${BENCH_RESULTS:-}" ]; then
