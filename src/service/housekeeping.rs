@@ -11,8 +11,10 @@ use crate::store::Purge;
 /// How long ended sessions are kept after their last possible use: so a late refresh still gets a
 /// precise error (expired, revoked) rather than "unknown" for a while.
 const KEEP_ENDED: i64 = 24 * 3_600_000;
-/// Rows each statement of a round changes at most: it starts at the largest, and halves while a
+/// Rows each statement of a round deletes at most: it starts at the largest, and halves while a
 /// round takes longer than [`ROUND`] (down to the smallest), doubling again once rounds are quick.
+/// The erasure of sealed tokens always takes the largest: it must keep pace with rotations (a
+/// minute after its grace window, says the contract), whatever backlog is being purged.
 const MAX_BATCH: i64 = 500;
 const MIN_BATCH: i64 = 25;
 /// The longest a round should hold the store. On SQLite each statement holds the one writer lock,
@@ -39,6 +41,7 @@ impl Service {
             throttle_idle_before: now - self.settings.throttle.window,
             account_events_before: now - self.settings.event_retention,
             batch: MAX_BATCH,
+            erase_batch: MAX_BATCH,
         };
         let mut total = 0;
         loop {

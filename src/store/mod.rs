@@ -176,7 +176,8 @@ pub struct KeyRecord {
 }
 
 /// What housekeeping may delete or erase: rows, and sealed tokens, whose every use has passed. Each
-/// statement changes at most `batch` rows, so no lock is held for long.
+/// statement changes at most `batch` rows (`erase_batch` for the erasure), so no lock is held for
+/// long.
 #[derive(Debug, Clone, Copy)]
 pub struct Purge {
     /// Sessions whose idle expiry or revocation is older than this, with all their refresh tokens
@@ -191,6 +192,9 @@ pub struct Purge {
     /// Account events recorded before this.
     pub account_events_before: UnixMs,
     pub batch: i64,
+    /// Kept apart from `batch`, which housekeeping shrinks while working off a backlog: erasing
+    /// sealed tokens must keep pace with rotations whatever the backlog.
+    pub erase_batch: i64,
 }
 
 /// Everything the service keeps: sessions, tokens, revocations and keys here; users' listings and

@@ -306,7 +306,7 @@ where
     async fn purge(&self, p: &Purge) -> StoreResult<u64> {
         let erased = sqlx::query(q::ERASE_SEALED_TOKENS)
             .bind(p.sealed_rotated_before)
-            .bind(p.batch)
+            .bind(p.erase_batch)
             .bind(Vec::<u8>::new())
             .execute(&self.pool)
             .await?;

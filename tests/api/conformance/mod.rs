@@ -474,6 +474,7 @@ async fn housekeeping_deletes_only_dead_rows(store: Arc<dyn Store>) {
         throttle_idle_before: T0 + 1,
         account_events_before: T0,
         batch: 1,
+        erase_batch: 1,
     };
     assert_eq!(
         purge_all(store.as_ref(), &purge).await,
@@ -521,6 +522,7 @@ fn purge_sessions(ended: i64, batch: i64) -> Purge {
         throttle_idle_before: 0,
         account_events_before: 0,
         batch,
+        erase_batch: batch,
     }
 }
 
