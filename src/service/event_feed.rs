@@ -6,8 +6,8 @@
 //! last `seq` sent) goes out whenever there has been nothing to send for [`HEARTBEAT`], but only
 //! while the store was read within [`STALE_AFTER`]: silence tells a reader it may be missing news.
 //!
-//! Streams are bounded as WatchRevocations' are: a slot each from the same cap, a buffer of
-//! [`BUFFER`] events, and a reader that leaves it full for the stall timeout is cut off with
+//! Streams are bounded as WatchRevocations' are (see `feed.rs`): a slot each from the same cap, a
+//! buffer of 64 events, and a reader that leaves it full for the stall timeout is cut off with
 //! `SubscriberTooSlow` (it resumes by `seq`).
 
 use std::{
@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::warn;
 
 use super::{Feed, HEARTBEAT, Service, ServiceError, ServiceResult, error::poisoned};
@@ -28,8 +28,6 @@ const POLL: Duration = Duration::from_millis(250);
 const WINDOW: usize = 4096;
 /// Events read from the store at once.
 const PAGE: i64 = 500;
-/// Events a stream buffers before its reader has taken them.
-const BUFFER: usize = 64;
 /// How long after the last good read of the store heartbeats stop (eight missed polls).
 const STALE_AFTER: Duration = Duration::from_secs(2);
 
@@ -161,23 +159,10 @@ impl Service {
         after: i64,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> ServiceResult<EventStream> {
-        let permit = self.watchers.clone().try_acquire_owned();
-        let permit = permit.map_err(|_| ServiceError::Overloaded)?;
-        let (items, buffered) = mpsc::channel(BUFFER);
-        let (ended, end) = oneshot::channel();
         let service = self.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            metrics::gauge!("latchkey_event_watchers").increment(1.0);
-            tokio::select! {
-                pumped = service.pump_events(after, &items) => if let Err(e) = pumped {
-                    let _ = ended.send(e);
-                },
-                () = stop => {}
-            }
-            metrics::gauge!("latchkey_event_watchers").decrement(1.0);
-        });
-        Ok(Feed::new(buffered, end))
+        self.open_feed("latchkey_event_watchers", stop, move |items| async move {
+            service.pump_events(after, &items).await
+        })
     }
 
     /// Sends one stream's events into its buffer; `Ok` when the reader is gone, an error when the

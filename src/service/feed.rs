@@ -63,22 +63,27 @@ pub struct FeedStats {
     pub store_reads: u64,
 }
 
-/// A stream's place among the open ones, held while its pump runs: a reader that went away is
-/// noticed at its stream's next event or heartbeat, within a second.
+/// A stream's place among the open ones (WatchRevocations and WatchEvents share the cap), counted
+/// on its gauge, held while its pump runs: a reader that went away is noticed at its stream's next
+/// event or heartbeat, within a second.
 struct Slot {
     _permit: OwnedSemaphorePermit,
+    gauge: &'static str,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit) -> Self {
-        metrics::gauge!("latchkey_revocation_watchers").increment(1.0);
-        Self { _permit: permit }
+    fn new(permit: OwnedSemaphorePermit, gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self {
+            _permit: permit,
+            gauge,
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        metrics::gauge!("latchkey_revocation_watchers").decrement(1.0);
+        metrics::gauge!(self.gauge).decrement(1.0);
     }
 }
 
@@ -91,19 +96,39 @@ impl Service {
         after: i64,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> ServiceResult<RevocationFeed> {
+        let service = self.clone();
+        self.open_feed("latchkey_revocation_watchers", stop, move |items| {
+            Pump {
+                service,
+                after,
+                items,
+            }
+            .run()
+        })
+    }
+
+    /// Opens a stream (WatchRevocations, WatchEvents): takes a slot among the open ones
+    /// (`Overloaded` when none is left), counted on `gauge`, then runs `pump` on a task of its own
+    /// into the stream's buffer of [`BUFFER`] items, until it ends or `stop` completes. Its error,
+    /// if any, ends the stream once what it buffered has been read.
+    pub(super) fn open_feed<T, P>(
+        &self,
+        gauge: &'static str,
+        stop: impl Future<Output = ()> + Send + 'static,
+        pump: impl FnOnce(mpsc::Sender<T>) -> P,
+    ) -> ServiceResult<Feed<T>>
+    where
+        P: Future<Output = ServiceResult<()>> + Send + 'static,
+    {
         let permit = self.watchers.clone().try_acquire_owned();
-        let slot = Slot::new(permit.map_err(|_| ServiceError::Overloaded)?);
+        let slot = Slot::new(permit.map_err(|_| ServiceError::Overloaded)?, gauge);
         let (items, buffered) = mpsc::channel(BUFFER);
         let (ended, end) = oneshot::channel();
-        let pump = Pump {
-            service: self.clone(),
-            after,
-            items,
-        };
+        let pumped = pump(items);
         tokio::spawn(async move {
             let _slot = slot;
             tokio::select! {
-                pumped = pump.run() => if let Err(e) = pumped {
+                pumped = pumped => if let Err(e) = pumped {
                     let _ = ended.send(e);
                 },
                 () = stop => {}
@@ -221,7 +246,7 @@ pub type RevocationFeed = Feed<FeedItem>;
 
 impl<T> Feed<T> {
     /// The stream of what a pump puts in `buffered`, ended by what it sends on `end` (if it fails).
-    pub(super) fn new(buffered: mpsc::Receiver<T>, end: oneshot::Receiver<ServiceError>) -> Self {
+    fn new(buffered: mpsc::Receiver<T>, end: oneshot::Receiver<ServiceError>) -> Self {
         Self {
             buffered,
             end: Some(end),

@@ -74,29 +74,34 @@ impl FeedLog {
         if events.last().is_none_or(|e| self.holds(e.seq)) {
             return Ok(false);
         }
-        let (waiting, last) = {
-            let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
+        self.change(|log| {
             for event in events {
                 if event.seq > log.last {
                     log.push(Arc::new(event.clone()));
                 }
             }
-            (log.settle(), log.last)
-        };
-        self.announce(last);
-        Ok(waiting)
+        })
     }
 
     /// Events just written here, in order: appended at once where they follow the last one held.
     /// Whether some must wait for the store to be read.
     pub(super) fn offer(&self, events: &[Revocation]) -> ServiceResult<bool> {
-        let (waiting, last) = {
-            let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
+        self.change(|log| {
             for event in events {
                 if event.seq > log.last {
                     log.waiting.insert(event.seq, Arc::new(event.clone()));
                 }
             }
+        })
+    }
+
+    /// Makes `change` under the write lock and settles the log, then wakes the streams waiting for
+    /// its new last event: outside the lock, so that the first woken do not block on it while the
+    /// rest are being woken. Whether events written here still wait.
+    fn change(&self, change: impl FnOnce(&mut Log)) -> ServiceResult<bool> {
+        let (waiting, last) = {
+            let mut log = self.log.write().map_err(poisoned("revocation feed"))?;
+            change(&mut log);
             (log.settle(), log.last)
         };
         self.announce(last);
@@ -136,8 +141,6 @@ impl FeedLog {
         self.latest.subscribe()
     }
 
-    /// Wakes the streams waiting for `last`: outside the log's lock, so that the first woken do not
-    /// block on it while the rest are being woken.
     fn announce(&self, last: i64) {
         self.latest.send_if_modified(|seen| {
             let newer = last > *seen;
