@@ -174,8 +174,13 @@ serve() {
 # written while the server is stopped; then the server starts again on them, as a replica starts
 # on a store in use for months.
 preload() {
-    [ -n "$(compgen -e | grep '^BENCH_PRELOAD_' || true)" ] || return 0
-    local backend=$1
+    local backend=$1 var asked=0
+    # Only when some count is above 0: events.sh sets BENCH_PRELOAD_EVENTS=0 for its plain runs,
+    # whose server must not be restarted.
+    for var in $(compgen -e | grep '^BENCH_PRELOAD_' || true); do
+        [ "${!var}" = 0 ] || asked=1
+    done
+    [ "$asked" -eq 1 ] || return 0
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     if [ "$backend" = postgres ]; then
