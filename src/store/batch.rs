@@ -1,10 +1,9 @@
 //! Group commit of rotations on SQLite. SQLite has one writer at a time and `synchronous = FULL`
 //! makes every commit wait for the disk, so a transaction per rotation caps Refresh at one fsync
 //! each. Here one task takes the rotations that arrive together and commits them in one
-//! transaction: each in a savepoint of its own, so that one whose compare-and-swap fails (or whose
-//! statement errs) leaves the others in, and each caller gets its own answer, only once the commit
-//! is durable. If the commit itself fails, nothing of the batch was written and every caller hears
-//! so.
+//! transaction, in which one whose compare-and-swap fails (or whose statement errs) leaves the
+//! others in, and each caller gets its own answer, only once the commit is durable. If the commit
+//! itself fails, nothing of the batch was written and every caller hears so.
 
 use sqlx::{Acquire, Pool, Sqlite};
 use tokio::sync::{mpsc, oneshot};
@@ -92,7 +91,28 @@ async fn run(pool: Pool<Sqlite>, mut queue: mpsc::Receiver<Job>) {
 }
 
 /// Every rotation of `batch` in one transaction; each one's answer, valid once this returns `Ok`.
+/// A failed compare-and-swap writes nothing, so the rotations go in one after another; only if a
+/// statement fails (a part of its rotation may then be written) is the batch made again, each
+/// rotation in a savepoint of its own, so that the failure is that rotation's alone. Savepoints
+/// for all would cost two more round trips to SQLite's thread per rotation, on the one writer.
 async fn rotate_all(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<StoreResult<bool>>> {
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        match SqlStore::<Sqlite>::rotate_in(&mut tx, &job.rotation).await {
+            Ok(made) => answers.push(Ok(made)),
+            Err(_) => {
+                tx.rollback().await?;
+                return rotate_apart(pool, batch).await;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// [`rotate_all`] with each rotation in a savepoint: one whose statement fails leaves the others in.
+async fn rotate_apart(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<StoreResult<bool>>> {
     let mut tx = pool.begin().await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
