@@ -22,7 +22,9 @@
 #                                  and dropped at the end (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_OUT                      where the table is also written: target/bench-matrix.md
 #   BENCH_OPS                      the server cells besides the no-op baseline (default: introspect
-#                                  check refresh login)
+#                                  check refresh login introspect-logins check-logins); OP-logins
+#                                  is OP while another user's logins (BENCH_LOGIN_CONC in flight)
+#                                  keep the server's argon2 workers busy, and their rate then
 #   BENCH_PRELOAD_EVENTS, BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_ENDED, BENCH_PRELOAD_REVOCATIONS
 #                                  rows written into the store before the cells, to measure a store
 #                                  in use for months: see benches/preload.py (default 0 each)
@@ -58,7 +60,7 @@ LOGIN_CONC=${BENCH_LOGIN_CONC:-$((4 * CPUS))}
 CONNS=${BENCH_CONNS:-1}
 PG_URL=${LATCHKEY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${BENCH_OUT:-target/bench-matrix.md}
-OPS=${BENCH_OPS:-introspect check refresh login}
+OPS=${BENCH_OPS:-introspect check refresh login introspect-logins check-logins}
 
 if [ -n "${BENCH_BIN:-}" ]; then
     BIN=$BENCH_BIN
@@ -73,8 +75,12 @@ done
 
 WORK=$(mktemp -d /tmp/latchkey-bench.XXXXXX)
 SERVER_PID=""
+LOGINS_PID=""
 PG_DB=""
 cleanup() {
+    if [ -n "$LOGINS_PID" ]; then
+        kill "$LOGINS_PID" 2>/dev/null || true
+    fi
     if [ -n "$SERVER_PID" ]; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -101,12 +107,14 @@ RESULTS="$WORK/results"
 : >"$RESULTS"
 failed=0
 
-# `cell BACKEND OP ARGS...`: one latchkey-bench run, reported on stderr and kept for the table.
+# `cell BACKEND OP ARGS...`: one latchkey-bench run, reported on stderr and kept for the table
+# (under the name CELL, when set, instead of OP).
 cell() {
     local backend=$1 op=$2 json status=0
     shift 2
     json=$("$BIN/latchkey-bench" --op "$op" --duration "$DURATION" --warmup "$WARMUP" --json "$@") ||
         status=$?
+    op=${CELL:-$op}
     if [ "$status" -eq 2 ] || [ -z "$json" ]; then
         echo "FATAL: latchkey-bench --op $op could not run (exit $status)" >&2
         exit 1
@@ -165,9 +173,38 @@ serve() {
         LATCHKEY_DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_URL" "$PG_DB")
     fi
     start_server "$dir"
-    printf '%s' "$LATCHKEY_BENCH_PASSWORD" |
-        "$BIN/latchkey" user add bench --password-stdin >"$dir/user.log" 2>&1 ||
-        { cat "$dir/user.log" >&2; exit 1; }
+    # `bench-logins` logs in behind the OP-logins cells, apart from `bench`: its sessions, past the
+    # cap per user, evict its own oldest, not the session of the token those cells present.
+    local user
+    for user in bench bench-logins; do
+        printf '%s' "$LATCHKEY_BENCH_PASSWORD" |
+            "$BIN/latchkey" user add "$user" --password-stdin >"$dir/user.log" 2>&1 ||
+            { cat "$dir/user.log" >&2; exit 1; }
+    done
+}
+
+# `under_logins BACKEND OP`: the OP cell while `bench-logins` logs in with LOGIN_CONC in flight,
+# warming up and measuring alongside it (started half a second before it, so that the hashing is
+# busy from the cell's first call); the logins' own figures are kept as the cell OP-logins-bg.
+under_logins() {
+    local backend=$1 op=$2 json status=0
+    "$BIN/latchkey-bench" --op login --duration "$DURATION" --warmup "$WARMUP" --json \
+        --target "$target" --conns 1 --user bench-logins --password-env LATCHKEY_BENCH_PASSWORD \
+        --conc "$LOGIN_CONC" >"$WORK/logins.json" &
+    LOGINS_PID=$!
+    sleep 0.5
+    CELL="$op-logins" cell "$backend" "$op" "${common[@]}" --conc "$CONC"
+    wait "$LOGINS_PID" || status=$?
+    LOGINS_PID=""
+    json=$(cat "$WORK/logins.json")
+    if [ -z "$json" ]; then
+        echo "FATAL: the logins behind the $op cell could not run (exit $status)" >&2
+        exit 1
+    fi
+    [ "$status" -eq 0 ] || failed=1
+    printf '%s %s 0 0 %s\n' "$backend" "$op-logins-bg" "$json" >>"$RESULTS"
+    python3 -c 'import json, sys; r = json.loads(sys.argv[1]); print("%-8s %-10s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  errors %d, behind the cell above" % (sys.argv[2], "login", r["ops_per_sec"], r["p50_ms"], r["p99_ms"], r["errors"]))' \
+        "$json" "$backend" >&2
 }
 
 # `preload BACKEND`: the rows the BENCH_PRELOAD_* settings ask for (see benches/preload.py),
@@ -212,11 +249,11 @@ for backend in "${backends[@]}"; do
     preload "$backend"
     cell "$backend" health "${common[@]}" --conc "$CONC"
     for op in $OPS; do
-        if [ "$op" = login ]; then
-            cell "$backend" login "${common[@]}" --conc "$LOGIN_CONC"
-        else
-            cell "$backend" "$op" "${common[@]}" --conc "$CONC"
-        fi
+        case "$op" in
+            login) cell "$backend" login "${common[@]}" --conc "$LOGIN_CONC" ;;
+            *-logins) under_logins "$backend" "${op%-logins}" ;;
+            *) cell "$backend" "$op" "${common[@]}" --conc "$CONC" ;;
+        esac
     done
     # The raw rates right after, while the server idles: the machine's load (shared, noisy) is
     # then close to what the cells above saw.
@@ -246,6 +283,10 @@ rows = [
         ("check", f"ext_authz Check, {conc} in flight", "health"),
         ("refresh", f"Refresh, {conc} chains rotating", "health"),
         ("login", f"Login, {login_conc} in flight", "argon2"),
+        ("introspect-logins", f"Introspect, {conc} in flight, while logins saturate the hashing", "health"),
+        ("introspect-logins-bg", f"Login, {login_conc} in flight, behind that Introspect cell", "argon2"),
+        ("check-logins", f"ext_authz Check, {conc} in flight, while logins saturate the hashing", "health"),
+        ("check-logins-bg", f"Login, {login_conc} in flight, behind that Check cell", "argon2"),
     )
     if (backends[0], row[0]) in cells
 ]
@@ -279,7 +320,7 @@ for op, label, _ in rows:
     for b in backends:
         rss, hwm, r = cells[(b, op)]
         errors = str(r["errors"]) + (f" ({', '.join(f'{k} {n}' for k, n in r['errors_by_kind'].items())})" if r["errors"] else "")
-        cols.append(f"{rate(r)} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} | {errors} | {rss // 1024} / {hwm // 1024}")
+        cols.append(f"{rate(r)} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} | {errors} | " + (f"{rss // 1024} / {hwm // 1024}" if hwm else "–"))
     print(f"| {label} | " + " | ".join(cols) + " |")
 print()
 head = " | ".join(f"{names[b]} ops/s | p50 / p99 ms" for b in backends)

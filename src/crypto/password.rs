@@ -6,6 +6,10 @@
 //! unbounded queue would be a memory bomb: a caller first takes an [`Admission`], a place in the
 //! queue, or is told `Overloaded` at once. Login takes it before it does anything else, so a login
 //! turned away has written nothing.
+//!
+//! The workers run at a lower scheduling priority ([`NICENESS`]) than the rest of the server: a
+//! flood of logins keeps them busy, and Introspect, ext_authz Check and Refresh, which a whole
+//! mesh waits on, must not queue behind it for CPU. Logins still get every cycle the rest leaves.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -55,6 +59,10 @@ impl Default for Cost {
         }
     }
 }
+
+/// The nice value of the hashing threads (Linux; 0 is the default, 19 the lowest): at 10 a busy
+/// hashing thread gets about a tenth of a core that a busy thread at 0 also wants.
+pub const NICENESS: i32 = 10;
 
 /// Work handed to a hashing worker, given the worker's memory.
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
@@ -108,7 +116,10 @@ impl Hasher {
             let queue = queue.clone();
             thread::Builder::new()
                 .name(format!("latchkey-argon2-{i}"))
-                .spawn(move || work(&queue, Memory::new(blocks)))
+                .spawn(move || {
+                    lower_priority();
+                    work(&queue, Memory::new(blocks));
+                })
                 .map_err(internal)?;
         }
         Ok(Self {
@@ -157,6 +168,15 @@ impl Hasher {
         let salt = PasswordHash::new(phc).ok()?.salt?;
         let hash = memory.phc(&self.params, password, &salt);
         hash.ok().map(Secret::new)
+    }
+}
+
+/// The calling thread (one of the workers) at [`NICENESS`]. Raising one's own nice value needs no
+/// privilege; should it fail all the same, the worker hashes at the normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICENESS) {
+        tracing::warn!(error = %e, "could not lower the priority of a hashing thread");
     }
 }
 

@@ -232,3 +232,35 @@ async fn hashes_run_on_one_thread_per_permit() {
         "{threads:?}"
     );
 }
+
+/// The hashing threads run below the rest of the server, so that logins cannot starve the hot
+/// paths of CPU; read back from the kernel (`/proc/self/task/TID/stat`, field 19: nice).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_hashing_threads_run_at_a_lower_priority() {
+    let h = cheap();
+    // One hash: the worker has set its priority before it takes its first job.
+    h.hash(pw("warm")).await.unwrap();
+    let niceness: Vec<i32> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !comm.starts_with("latchkey-argon2") {
+                return None;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // After the command in parentheses: state is field 3, nice field 19.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            fields.get(16)?.parse().ok()
+        })
+        .collect();
+    assert!(!niceness.is_empty(), "no hashing thread found");
+    assert!(
+        niceness.iter().all(|&n| n == NICENESS),
+        "hashing threads at {niceness:?}, expected {NICENESS}"
+    );
+    let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let own: Vec<&str> = own.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    assert_eq!(own[16], "0", "the caller's own priority is untouched");
+}
