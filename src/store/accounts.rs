@@ -78,7 +78,7 @@ where
     for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
     async fn record_events(&self, events: &[NewEvent], now: UnixMs) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for event in events {
             Self::record_event(&mut tx, event, now).await?;
         }
@@ -87,7 +87,7 @@ where
     }
 
     async fn enable_user(&self, user_id: &str, now: UnixMs, event: &NewEvent) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(q::ENABLE_USER)
             .bind(user_id)
             .execute(&mut *tx)
@@ -107,7 +107,7 @@ where
         now: UnixMs,
         event: &NewEvent,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(q::SET_SCOPES)
             .bind(scope::join(scopes))
             .bind(user_id)

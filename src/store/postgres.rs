@@ -38,7 +38,8 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
-    Ok(SqlStore::new(pool, None))
+    // Reads and writes share the pool: PostgreSQL lets writers of different rows work at once.
+    Ok(SqlStore::new(pool.clone(), pool, None))
 }
 
 /// `migrations/postgres/`, in order.

@@ -53,9 +53,12 @@ pub(super) struct Revoked<'a> {
     pub expires_at: UnixMs,
 }
 
-/// A store over one pool of one driver (`Sqlite` or `Postgres`).
+/// A store over one driver (`Sqlite` or `Postgres`): reads from one pool, writes through another.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// Every write: on SQLite one connection, on which the process's writers take turns in order
+    /// (rather than in SQLite's busy handler, whose sleeps grow to 100 ms); on PostgreSQL `pool`.
+    pub(super) writer: Pool<DB>,
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
@@ -72,10 +75,15 @@ pub(super) trait RotationQueue: Send + Sync {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// Wraps a pool whose database is already migrated.
-    pub(super) fn new(pool: Pool<DB>, rotations: Option<Box<dyn RotationQueue>>) -> Self {
+    /// Wraps pools whose database is already migrated.
+    pub(super) fn new(
+        pool: Pool<DB>,
+        writer: Pool<DB>,
+        rotations: Option<Box<dyn RotationQueue>>,
+    ) -> Self {
         Self {
             pool,
+            writer,
             origin: uuid::Uuid::new_v4().simple().to_string(),
             rotations,
         }
@@ -163,7 +171,7 @@ where
         };
         let rotated = Self::rotation(sql, r)
             .bind(&r.token_hash.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(Some(DB::rows_affected(&rotated) == 1))
     }

@@ -1,7 +1,8 @@
-//! The embedded default: one SQLite file in WAL mode. Writers serialise on SQLite's lock (a busy
-//! timeout waits for it), so several processes may share the file: the CLI beside a running server,
-//! or two servers on one machine. `synchronous = FULL`: an acknowledged write survives power loss.
-//! Rotations that arrive together share one commit (see `batch.rs`).
+//! The embedded default: one SQLite file in WAL mode. SQLite has one writer at a time: within the
+//! process every write goes through one connection, whose callers take turns in order; between
+//! processes they wait on SQLite's lock (a busy timeout), so several may share the file: the CLI
+//! beside a running server, or two servers on one machine. `synchronous = FULL`: an acknowledged
+//! write survives power loss. Rotations that arrive together share one commit (see `batch.rs`).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -39,20 +40,30 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     }
     let created = !file.exists();
     let file = file.to_owned();
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+    // The writer first: it creates the file. Writers queue for it in the pool, in order, for at
+    // most the time a writer would have waited on SQLite's lock; with connections of their own
+    // they would contend in SQLite's busy handler, which sleeps in steps of up to 100 ms, so one
+    // long write (a purge round) could stall the rotations behind it for that long.
+    // It leaves checkpoints to the task of `batch.rs`.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
     if created {
         restrict(&file)?;
     }
     migrator(MIGRATIONS)
-        .run(&pool)
+        .run(&writer)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
-    let rotations = RotationBatches::start(pool.clone());
-    Ok(SqlStore::new(pool, Some(Box::new(rotations))))
+    let readers = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let rotations = RotationBatches::start(writer.clone(), readers.clone());
+    Ok(SqlStore::new(readers, writer, Some(Box::new(rotations))))
 }
 
 /// Makes a database file just created, and its WAL and shared-memory files, private to their owner

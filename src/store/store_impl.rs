@@ -48,7 +48,7 @@ where
     }
 
     async fn create_user(&self, u: &UserRecord, event: &NewEvent) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(q::CREATE_USER)
             .bind(&u.id)
             .bind(&u.username)
@@ -104,20 +104,20 @@ where
                 .bind(old.locked_until)
                 .bind(i64::from(old.lockouts));
         }
-        Ok(DB::rows_affected(&query.execute(&self.pool).await?) == 1)
+        Ok(DB::rows_affected(&query.execute(&self.writer).await?) == 1)
     }
 
     async fn clear_throttle(&self, username: &str) -> StoreResult<()> {
         sqlx::query(q::CLEAR_THROTTLE)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
         let s = new.session;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
             .bind(&s.user_id)
             .bind(new.checked_hash)
@@ -173,7 +173,7 @@ where
         if let Some(made) = self.rotate_without_transaction(r).await? {
             return Ok(made);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if !Self::rotate_in(&mut tx, r).await? {
             return Ok(false);
         }
@@ -189,7 +189,7 @@ where
         reason: Reason,
         origin: &Origin,
     ) -> StoreResult<Option<Revocation>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let user_id: Option<String> = sqlx::query_scalar(q::REVOKE_SESSION)
             .bind(now)
             .bind(session_id)
@@ -213,7 +213,7 @@ where
         now: UnixMs,
         expires_at: UnixMs,
     ) -> StoreResult<Revocation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let target = RevocationTarget::Jti(jti.to_owned());
         let event = Self::append_event(&mut tx, target, now, expires_at).await?;
         self.announce(&mut tx, event.seq).await?;
@@ -222,7 +222,7 @@ where
     }
 
     async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // First, so that it holds the user's row: logins wait for it (see create_session).
         // With a session kept, no cutoff (0 never raises it).
         let not_before = if r.keep_session.is_some() {
@@ -308,7 +308,7 @@ where
             .bind(p.sealed_rotated_before)
             .bind(p.erase_batch)
             .bind(Vec::<u8>::new())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let mut changed = DB::rows_affected(&erased);
         for (sql, before) in [
@@ -323,7 +323,7 @@ where
             let done = sqlx::query(sql)
                 .bind(before)
                 .bind(p.batch)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             changed += DB::rows_affected(&done);
         }
@@ -336,7 +336,7 @@ where
             .bind(&k.alg)
             .bind(&k.sealed_private)
             .bind(k.created_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
