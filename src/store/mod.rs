@@ -27,6 +27,7 @@ mod batch;
 mod error;
 mod events;
 mod listen;
+mod migrate;
 mod postgres;
 pub mod queries;
 mod rows;

@@ -10,8 +10,10 @@ use sqlx::{
 };
 
 use super::{
-    Signals, StoreError, StoreResult, listen, queries as q,
-    sql::{Backend, SqlStore, migrator},
+    Signals, StoreError, StoreResult, listen,
+    migrate::migrator,
+    queries as q,
+    sql::{Backend, SqlStore},
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {

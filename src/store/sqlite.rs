@@ -17,8 +17,9 @@ use sqlx::{
 use super::{
     Mode, StoreError, StoreResult,
     batch::RotationBatches,
+    migrate::migrator,
     queries as q,
-    sql::{Backend, SqlStore, migrator},
+    sql::{Backend, SqlStore},
 };
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
