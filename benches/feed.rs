@@ -4,6 +4,7 @@
 //! their own (two threads, as the server's), as verifiers run in processes of their own: they
 //! share the machine's cores with the server, not its scheduler. Revocations are then made one by
 //! one through Revoke while they all listen, and each subscriber notes when each event reached it.
+//! The streams stay open until every subscriber has every event, as verifiers' streams stay open.
 //!
 //! The figure is the delay from the Revoke call being made (before its commit, so the delay from
 //! the commit is never more than this) to receipt at each subscriber: p50, p99 and max over every
@@ -165,21 +166,29 @@ async fn open(
     ready: Arc<Barrier>,
 ) -> anyhow::Result<JoinSet<anyhow::Result<Receipts>>> {
     let mut listening = JoinSet::new();
+    let fed = Arc::new(Barrier::new(subscribers));
     for first in (0..subscribers).step_by(STREAMS_PER_CONNECTION) {
         let channel = connect(addr).await?;
         for _ in first..subscribers.min(first + STREAMS_PER_CONNECTION) {
-            listening.spawn(subscribe(channel.clone(), count, ready.clone()));
+            listening.spawn(subscribe(
+                channel.clone(),
+                count,
+                ready.clone(),
+                fed.clone(),
+            ));
         }
     }
     Ok(listening)
 }
 
 /// One subscriber, on a task of its own as each verifier runs its feed: catches up (its first
-/// heartbeat), says it is ready, then notes when each of the next `count` events arrives.
+/// heartbeat), says it is `ready`, then notes when each of the next `count` events arrives, and
+/// keeps its stream open until every subscriber has been `fed` them all.
 async fn subscribe(
     channel: Channel,
     count: usize,
     ready: Arc<Barrier>,
+    fed: Arc<Barrier>,
 ) -> anyhow::Result<Receipts> {
     let request = pb::WatchRevocationsRequest { after_seq: 0 };
     let mut client = AuthServiceClient::new(channel);
@@ -200,6 +209,10 @@ async fn subscribe(
             receipts.push((id, Instant::now()));
         }
     }
+    // Open until every subscriber has every event, as a verifier's stream stays open: thousands of
+    // streams closing must not race the last event's delivery to the others.
+    fed.wait().await;
+    drop(stream);
     Ok(receipts)
 }
 
