@@ -73,8 +73,8 @@ impl Service {
                 return Err(ServiceError::InvalidCredentials);
             }
         };
-        self.store.clear_throttle(username.as_str()).await?;
         if user.disabled {
+            self.store.clear_throttle(username.as_str()).await?;
             return Err(ServiceError::AccountDisabled);
         }
         let granted = scope::grant(&user.scopes, &scopes);
@@ -138,7 +138,8 @@ impl Service {
     }
 
     /// Opens the session of a login whose password matched `user`'s hash (`rehashed`: that
-    /// password hashed again, to be stored in the same step).
+    /// password hashed again, to be stored in the same step), and clears the attempt counted
+    /// against the name: in the same step, or apart when the session is refused.
     async fn open_session(
         &self,
         user: &UserRecord,
@@ -182,6 +183,7 @@ impl Service {
         let new = NewSession {
             session: &session,
             token_hash: &refresh::hash(&token),
+            username: &user.username,
             checked_hash: user.password_hash.expose(),
             rehashed,
             max_live_sessions: self.settings.max_sessions_per_user,
@@ -189,6 +191,7 @@ impl Service {
             event: &event,
         };
         let Some(evicted) = self.store.create_session(&new).await? else {
+            self.store.clear_throttle(&user.username).await?;
             return Err(self.refusal(&user.id).await);
         };
         self.events.nudge();

@@ -113,6 +113,9 @@ pub struct NewSession<'a> {
     pub session: &'a SessionRecord,
     /// The hash of its first refresh token.
     pub token_hash: &'a TokenHash,
+    /// The name the login was made under: its throttle record (the attempt counted before the
+    /// password check) is cleared in the same step.
+    pub username: &'a str,
     /// The user's password hash that the login checked: the session opens only while it is there.
     pub checked_hash: &'a str,
     /// The password hashed again under today's argon2 parameters, stored in the same step in place
@@ -226,7 +229,8 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     /// password change or a disable got there first. It locks the user's row, so it serialises
     /// with `revoke_user`, which changes the row first: a session is either refused or revoked by
     /// the change, never left alive. In the same transaction, the user's least recently used live
-    /// sessions beyond the cap are revoked: their feed events are returned.
+    /// sessions beyond the cap are revoked (their feed events are returned) and the login's name
+    /// has its throttle record cleared; a refused session clears nothing.
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>>;
     /// The session a refresh token belongs to, the token's generation and the user's scopes.
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<FoundRefresh>>;

@@ -127,6 +127,8 @@ where
         if DB::rows_affected(&locked) != 1 {
             return Ok(None);
         }
+        let cleared = sqlx::query(q::CLEAR_THROTTLE).bind(new.username);
+        cleared.execute(&mut *tx).await?;
         // Under the user's row lock: concurrent logins of the user take their turns, so the cap
         // holds exactly.
         let keep = i64::from(new.max_live_sessions.saturating_sub(1));

@@ -115,6 +115,7 @@ fn new_session<'a>(
     NewSession {
         session,
         token_hash,
+        username: "alice",
         checked_hash,
         rehashed: None,
         max_live_sessions: 1_000,
@@ -424,6 +425,32 @@ async fn throttle_records_swap_only_from_what_was_read(store: Arc<dyn Store>) {
     assert_eq!(store.throttle("nobody").await.unwrap(), Some(next));
     store.clear_throttle("nobody").await.unwrap();
     assert_eq!(store.throttle("nobody").await.unwrap(), None);
+}
+
+async fn a_session_clears_its_logins_throttle_record_and_a_refused_one_clears_nothing(
+    store: Arc<dyn Store>,
+) {
+    let counted = throttle::Record {
+        failures: 1,
+        window_started_at: T0,
+        locked_until: 0,
+        lockouts: 0,
+    };
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
+    assert!(store.swap_throttle("alice", None, &counted).await.unwrap());
+    let (s1, token) = (session("s1", "u1"), hash());
+    let refused = new_session(&s1, &token, "$argon2id$not-the-hash");
+    assert_eq!(store.create_session(&refused).await.unwrap(), None);
+    assert_eq!(
+        store.throttle("alice").await.unwrap(),
+        Some(counted),
+        "a refused session writes nothing"
+    );
+    open(store.as_ref(), &session("s2", "u1")).await;
+    assert_eq!(store.throttle("alice").await.unwrap(), None);
 }
 
 async fn keys_come_back_oldest_first(store: Arc<dyn Store>) {
@@ -828,6 +855,7 @@ conformance!(
     the_feed_reads_in_order_by_pages,
     live_sessions_leave_out_revoked_and_expired_ones,
     throttle_records_swap_only_from_what_was_read,
+    a_session_clears_its_logins_throttle_record_and_a_refused_one_clears_nothing,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
     spent_tokens_are_kept_until_their_session_has_ended,
