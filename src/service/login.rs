@@ -74,7 +74,7 @@ impl Service {
             }
         };
         if user.disabled {
-            self.store.clear_throttle(username.as_str()).await?;
+            self.store.clear_throttle(&user.username).await?;
             return Err(ServiceError::AccountDisabled);
         }
         let granted = scope::grant(&user.scopes, &scopes);
