@@ -48,9 +48,6 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     // It leaves checkpoints to the task of `batch.rs`.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        // A connection to a local file cannot be hung up on: no ping before each use (one hand-off
-        // to the connection's thread and back fewer per statement outside a transaction).
-        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
@@ -63,7 +60,6 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .map_err(|e| StoreError::open("migration failed", e))?;
     let readers = SqlitePoolOptions::new()
         .max_connections(8)
-        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
