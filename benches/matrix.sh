@@ -123,7 +123,7 @@ cell() {
         failed=1
     fi
     local rss=0 hwm=0
-    if [ "$op" != argon2 ] && [ "$op" != eddsa ]; then
+    if [ "$op" != argon2 ] && [ "$op" != argon2-plain ] && [ "$op" != eddsa ]; then
         # A server that died is a zombie until reaped: its status has no memory lines.
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
         hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
@@ -258,6 +258,7 @@ for backend in "${backends[@]}"; do
     # The raw rates right after, while the server idles: the machine's load (shared, noisy) is
     # then close to what the cells above saw.
     cell "$backend" argon2
+    cell "$backend" argon2-plain
     cell "$backend" eddsa
     stop "$backend"
 done
@@ -327,7 +328,11 @@ head = " | ".join(f"{names[b]} ops/s | p50 / p99 ms" for b in backends)
 threads = cells[(backends[0], "argon2")][2]["conc"]
 print(f"| raw rate, this machine, right after the server's cells ({threads} threads) | {head} |")
 print("|---|" + "---:|---:|" * len(backends))
-for op, label in (("argon2", "argon2id hash, OWASP cost (m=19 MiB, t=2, p=1)"), ("eddsa", "EdDSA access-token verification")):
+for op, label in (
+    ("argon2", "argon2id hash, OWASP cost (m=19 MiB, t=2, p=1), memory as the server's workers lay it out (2 MiB pages)"),
+    ("argon2-plain", "the same hash in a plain allocation (4 KiB pages)"),
+    ("eddsa", "EdDSA access-token verification"),
+):
     cols = [f"{rate(cells[(b, op)][2])} | {ms(cells[(b, op)][2]['p50_ms'])} / {ms(cells[(b, op)][2]['p99_ms'])}" for b in backends]
     print(f"| {label} | " + " | ".join(cols) + " |")
 PY

@@ -20,9 +20,10 @@ pub struct Args {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
 
-    /// What each call does. `argon2` and `eddsa` run locally (no server), one thread per CPU:
-    /// the raw rates of an argon2id hash at the server's default (OWASP) cost, and of an EdDSA
-    /// access-token verification, as baselines.
+    /// What each call does. `argon2`, `argon2-plain` and `eddsa` run locally (no server), one
+    /// thread per CPU: the raw rates of an argon2id hash at the server's default (OWASP) cost (in
+    /// memory laid out as the server's hashing workers lay theirs out, or in a plain allocation),
+    /// and of an EdDSA access-token verification, as baselines.
     #[arg(long, value_enum)]
     pub op: Op,
 
@@ -83,8 +84,12 @@ pub enum Op {
     Refresh,
     /// `AuthService/Login`: an argon2id check and a new session per call.
     Login,
-    /// Local: argon2id hashes at the server's default cost.
+    /// Local: argon2id hashes at the server's default cost, in memory laid out as the server's
+    /// hashing workers lay theirs out (on 2 MiB pages where the kernel grants them).
     Argon2,
+    /// Local: the same hashes in a plain allocation (4 KiB pages), as a caller of the argon2 crate
+    /// gets them by default.
+    Argon2Plain,
     /// Local: EdDSA access-token verifications.
     Eddsa,
 }
@@ -98,6 +103,7 @@ impl Op {
             Op::Refresh => "refresh",
             Op::Login => "login",
             Op::Argon2 => "argon2",
+            Op::Argon2Plain => "argon2-plain",
             Op::Eddsa => "eddsa",
         }
     }

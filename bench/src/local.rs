@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use latchkey::crypto::{
     jwt::{self, AccessClaims, Expectations},
     keys::{SigningAlg, SigningKey},
-    password::Cost,
+    password::{self, Cost},
 };
 
 use crate::tally::{Summary, Tally, Window};
@@ -24,16 +24,29 @@ pub fn threads() -> usize {
     thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// How the memory of an argon2 hash is laid out.
+#[derive(Debug, Clone, Copy)]
+pub enum Layout {
+    /// As the server's hashing workers lay theirs out (on 2 MiB pages where the kernel grants
+    /// them): the hash alone, the floor under any login.
+    Server,
+    /// A plain `Vec` (4 KiB pages), as the argon2 crate's callers get it by default.
+    Plain,
+}
+
 /// argon2id at the server's default cost; each thread hashes into one memory block of its own,
-/// allocated once (the hash alone, the floor under any login).
-pub fn argon2(window: Window) -> anyhow::Result<Summary> {
+/// allocated once.
+pub fn argon2(window: Window, layout: Layout) -> anyhow::Result<Summary> {
     let cost = Cost::default();
     let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
     let blocks = params.block_count();
     let argon2 = &Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     Ok(on_every_cpu(window, || {
-        let mut memory = vec![Block::default(); blocks];
+        let mut memory = match layout {
+            Layout::Server => password::blocks(blocks),
+            Layout::Plain => vec![Block::default(); blocks],
+        };
         let mut out = [0u8; 32];
         move || {
             argon2

@@ -30,7 +30,8 @@ use crate::{
 fn main() -> ExitCode {
     let args = Args::parse();
     let summary = match args.op {
-        Op::Argon2 => local::argon2(window(&args)),
+        Op::Argon2 => local::argon2(window(&args), local::Layout::Server),
+        Op::Argon2Plain => local::argon2(window(&args), local::Layout::Plain),
         Op::Eddsa => local::eddsa(window(&args)),
         _ => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
@@ -56,7 +57,7 @@ fn window(args: &Args) -> Window {
 }
 
 fn report(args: &Args, summary: &Summary) {
-    let local = matches!(args.op, Op::Argon2 | Op::Eddsa);
+    let local = matches!(args.op, Op::Argon2 | Op::Argon2Plain | Op::Eddsa);
     let (target, conc, conns) = if local {
         ("local".to_owned(), local::threads(), 0)
     } else {

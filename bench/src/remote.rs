@@ -67,7 +67,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
                 request: login(),
             })
             .collect(),
-        Op::Argon2 | Op::Eddsa => bail!("--op {} runs locally", args.op.name()),
+        Op::Argon2 | Op::Argon2Plain | Op::Eddsa => bail!("--op {} runs locally", args.op.name()),
     };
     Ok(drive(callers, Window::starting_now(args.warmup, args.duration)).await)
 }

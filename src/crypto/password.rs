@@ -18,16 +18,17 @@ use std::{
 };
 
 use argon2::{
-    Algorithm, Argon2, Block, Params, Version,
-    password_hash::{
-        generate_salt,
-        phc::{Output, ParamsString, PasswordHash, Salt},
-    },
+    Params,
+    password_hash::{generate_salt, phc::PasswordHash},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Span;
 
 use crate::domain::{secret::Secret, types::Password};
+
+mod memory;
+use memory::Memory;
+pub use memory::blocks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -192,87 +193,6 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>, mut memory: Memory) {
         let Some(job) = job else { return };
         // A job that panics (none is expected) loses its answer, not the worker.
         let _ = catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
-    }
-}
-
-/// A worker's argon2 memory: allocated at its first hash, sized for today's cost, reused for every
-/// hash after.
-struct Memory {
-    blocks: Vec<Block>,
-    /// Blocks a hash at today's cost needs.
-    size: usize,
-}
-
-impl Memory {
-    fn new(size: usize) -> Self {
-        Self {
-            blocks: Vec::new(),
-            size,
-        }
-    }
-
-    /// argon2 of `password` and `salt` into `out`. A hash costlier than today's (a stored hash
-    /// made under a past, higher `m_cost`) gets memory for this call only, so that a worker never
-    /// holds more than today's cost; a cheaper one uses the front of the worker's.
-    fn hash_into(
-        &mut self,
-        argon2: &Argon2<'_>,
-        password: &[u8],
-        salt: &[u8],
-        out: &mut [u8],
-    ) -> argon2::Result<()> {
-        let needed = argon2.params().block_count();
-        if needed > self.size {
-            return argon2.hash_password_into(password, salt, out);
-        }
-        if self.blocks.is_empty() {
-            self.blocks = vec![Block::new(); self.size];
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut self.blocks[..needed])
-    }
-
-    /// The PHC string of `password` hashed with `salt` by argon2id (version 0x13) under `params`:
-    /// the string the argon2 crate's `hash_password_with_salt` makes.
-    fn phc(&mut self, params: &Params, password: &[u8], salt: &[u8]) -> Result<String, HashError> {
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let mut buffer = [0u8; Output::MAX_LENGTH];
-        let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-        let out = buffer
-            .get_mut(..len)
-            .ok_or_else(|| internal("output length"))?;
-        self.hash_into(&argon2, password, salt, out)
-            .map_err(internal)?;
-        let hash = PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(params).map_err(internal)?,
-            salt: Some(Salt::new(salt).map_err(internal)?),
-            hash: Some(Output::new(out).map_err(internal)?),
-        };
-        Ok(hash.to_string())
-    }
-
-    /// Whether `password` hashes to `phc` under the algorithm, version, parameters, salt and output
-    /// length `phc` names, compared in constant time (`Output`'s equality). Anything that does
-    /// not parse never matches.
-    fn matches(&mut self, password: &[u8], phc: &str) -> bool {
-        let Ok(hash) = PasswordHash::new(phc) else {
-            return false;
-        };
-        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
-            return false;
-        };
-        let algorithm = Algorithm::try_from(hash.algorithm.as_str());
-        let version = hash.version.map(Version::try_from).transpose();
-        let params = Params::try_from(&hash);
-        let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, params) else {
-            return false;
-        };
-        let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
-        let mut buffer = [0u8; Output::MAX_LENGTH];
-        let out = &mut buffer[..expected.len()];
-        self.hash_into(&argon2, password, salt, out).is_ok()
-            && Output::new(out).is_ok_and(|computed| computed == *expected)
     }
 }
 

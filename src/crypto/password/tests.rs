@@ -1,3 +1,5 @@
+use argon2::{Algorithm, Argon2, Version};
+
 use super::*;
 
 fn cheap() -> Hasher {
@@ -263,4 +265,39 @@ async fn the_hashing_threads_run_at_a_lower_priority() {
     let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
     let own: Vec<&str> = own.rsplit_once(')').unwrap().1.split_whitespace().collect();
     assert_eq!(own[16], "0", "the caller's own priority is untouched");
+}
+
+/// A worker's memory asks the kernel for 2 MiB pages: the mapping under it carries the `hg` flag
+/// (MADV_HUGEPAGE) whether or not the kernel has found huge pages for it yet. A kernel built
+/// without transparent huge pages takes no such advice; there the memory must still be whole.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_workers_memory_asks_for_huge_pages() {
+    let size = Params::DEFAULT_M_COST as usize;
+    let memory = blocks(size);
+    assert_eq!(memory.len(), size);
+    if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+        return;
+    }
+    // 4 MiB in: past the first 2 MiB boundary, where the advice starts.
+    let inside = memory.as_ptr().addr() + (4 << 20);
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut in_mapping = false;
+    let flags = smaps.lines().find_map(|line| {
+        let range = line.split_whitespace().next()?;
+        if let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            in_mapping = (start..end).contains(&inside);
+        }
+        line.strip_prefix("VmFlags:").filter(|_| in_mapping)
+    });
+    let flags = flags.expect("the mapping of the memory in /proc/self/smaps");
+    assert!(
+        flags.split_whitespace().any(|f| f == "hg"),
+        "VmFlags:{flags}"
+    );
 }
