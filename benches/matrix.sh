@@ -330,7 +330,7 @@ print(f"| raw rate, this machine, right after the server's cells ({threads} thre
 print("|---|" + "---:|---:|" * len(backends))
 for op, label in (
     ("argon2", "argon2id hash, OWASP cost (m=19 MiB, t=2, p=1), memory as the server's workers lay it out (2 MiB pages)"),
-    ("argon2-plain", "the same hash in a plain allocation (4 KiB pages)"),
+    ("argon2-plain", "the same hash in a plain allocation (4 KiB pages, unless huge pages are `always`)"),
     ("eddsa", "EdDSA access-token verification"),
 ):
     cols = [f"{rate(cells[(b, op)][2])} | {ms(cells[(b, op)][2]['p50_ms'])} / {ms(cells[(b, op)][2]['p99_ms'])}" for b in backends]

@@ -87,8 +87,8 @@ pub enum Op {
     /// Local: argon2id hashes at the server's default cost, in memory laid out as the server's
     /// hashing workers lay theirs out (on 2 MiB pages where the kernel grants them).
     Argon2,
-    /// Local: the same hashes in a plain allocation (4 KiB pages), as a caller of the argon2 crate
-    /// gets them by default.
+    /// Local: the same hashes in a plain allocation, as a caller of the argon2 crate gets them by
+    /// default (4 KiB pages, unless the kernel's transparent huge pages are `always`).
     Argon2Plain,
     /// Local: EdDSA access-token verifications.
     Eddsa,

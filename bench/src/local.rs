@@ -30,7 +30,8 @@ pub enum Layout {
     /// As the server's hashing workers lay theirs out (on 2 MiB pages where the kernel grants
     /// them): the hash alone, the floor under any login.
     Server,
-    /// A plain `Vec` (4 KiB pages), as the argon2 crate's callers get it by default.
+    /// A plain `Vec`, as the argon2 crate's callers get it by default (4 KiB pages, unless the
+    /// kernel's transparent huge pages are `always`, when both layouts are the same).
     Plain,
 }
 
