@@ -7,9 +7,10 @@
 //! in the same run: one thread per CPU hashing with the argon2 crate directly at the same
 //! parameters, each in memory of its own reused from hash to hash and laid out as the server's
 //! workers lay theirs out, on 2 MiB pages where the kernel grants them (the hash as the server
-//! runs it, with none of the server around it). That baseline runs in a child process (this binary with `--raw-argon2`), so that
-//! its memory never counts as the server's, just before and just after each cell: a cell's ratio is
-//! to the mean of the two, which follows the machine's load as it changes.
+//! runs it, with none of the server around it). That baseline runs in a child process (this
+//! binary with `--raw-argon2`), so that its memory never counts as the server's, just before and
+//! just after each cell: a cell's ratio is to the mean of the two, which follows the machine's
+//! load as it changes.
 //!
 //! Memory is the process's peak resident set (`VmHWM` in `/proc/self/status`) at start, before the
 //! logins (users created) and after each cell; the load generator shares the process and adds its
