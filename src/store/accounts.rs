@@ -3,7 +3,7 @@
 //! here commits with its account event.
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
     StoreResult, UserRecord, queries as q,
@@ -78,7 +78,8 @@ where
     for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
     async fn record_events(&self, events: &[NewEvent], now: UnixMs) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         for event in events {
             Self::record_event(&mut tx, event, now).await?;
         }
@@ -87,7 +88,8 @@ where
     }
 
     async fn enable_user(&self, user_id: &str, now: UnixMs, event: &NewEvent) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(q::ENABLE_USER)
             .bind(user_id)
             .execute(&mut *tx)
@@ -107,7 +109,8 @@ where
         now: UnixMs,
         event: &NewEvent,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(q::SET_SCOPES)
             .bind(scope::join(scopes))
             .bind(user_id)

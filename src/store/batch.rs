@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use sqlx::{Acquire, Pool, Sqlite};
+use sqlx::{Acquire, Connection, Pool, Sqlite, SqliteConnection};
 use tokio::sync::{
     mpsc::{self, WeakSender},
     oneshot,
@@ -23,6 +23,7 @@ use tokio::sync::{
 use super::{
     Rotation, StoreError, StoreResult,
     sql::{RotationQueue, SqlStore},
+    writer::Writer,
 };
 
 /// Rotations committed together at most; more wait for the next commit.
@@ -48,7 +49,7 @@ struct Job {
 impl RotationBatches {
     /// Starts the committing task on `writer` (a connection that does not checkpoint), and the
     /// checkpoints on `readers`; both end when the store is dropped.
-    pub(super) fn start(writer: Pool<Sqlite>, readers: Pool<Sqlite>) -> Self {
+    pub(super) fn start(writer: Writer<Sqlite>, readers: Pool<Sqlite>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(run(writer, queue));
         tokio::spawn(checkpoint(readers, jobs.downgrade()));
@@ -75,11 +76,15 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn run(pool: Pool<Sqlite>, mut queue: mpsc::Receiver<Job>) {
+async fn run(writer: Writer<Sqlite>, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("latchkey_rotation_batch_size").record(batch.len() as f64);
-        match rotate_all(&pool, &batch).await {
+        let made = match writer.acquire().await {
+            Ok(mut conn) => rotate_all(&mut conn, &batch).await,
+            Err(e) => Err(e),
+        };
+        match made {
             Ok(answers) => {
                 for (job, answer) in batch.drain(..).zip(answers) {
                     let _ = job.answer.send(answer);
@@ -131,15 +136,18 @@ async fn checkpoint(readers: Pool<Sqlite>, alive: WeakSender<Job>) {
 /// statement fails (a part of its rotation may then be written) is the batch made again, each
 /// rotation in a savepoint of its own, so that the failure is that rotation's alone. Savepoints
 /// for all would cost two more round trips to SQLite's thread per rotation, on the one writer.
-async fn rotate_all(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<StoreResult<bool>>> {
-    let mut tx = pool.begin().await?;
+async fn rotate_all(
+    conn: &mut SqliteConnection,
+    batch: &[Job],
+) -> StoreResult<Vec<StoreResult<bool>>> {
+    let mut tx = Connection::begin(&mut *conn).await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         match SqlStore::<Sqlite>::rotate_in(&mut tx, &job.rotation).await {
             Ok(made) => answers.push(Ok(made)),
             Err(_) => {
                 tx.rollback().await?;
-                return rotate_apart(pool, batch).await;
+                return rotate_apart(conn, batch).await;
             }
         }
     }
@@ -148,8 +156,11 @@ async fn rotate_all(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<Store
 }
 
 /// [`rotate_all`] with each rotation in a savepoint: one whose statement fails leaves the others in.
-async fn rotate_apart(pool: &Pool<Sqlite>, batch: &[Job]) -> StoreResult<Vec<StoreResult<bool>>> {
-    let mut tx = pool.begin().await?;
+async fn rotate_apart(
+    conn: &mut SqliteConnection,
+    batch: &[Job],
+) -> StoreResult<Vec<StoreResult<bool>>> {
+    let mut tx = Connection::begin(&mut *conn).await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         let mut one = (&mut tx).begin().await?;
@@ -183,13 +194,13 @@ mod tests {
         let size = || std::fs::metadata(&file).unwrap().len();
         let before = size();
         sqlx::query("CREATE TABLE scratch (x BLOB)")
-            .execute(&store.writer)
+            .execute(&mut *store.writer.acquire().await.unwrap())
             .await
             .unwrap();
         // About 200 KB, through the writer.
         for _ in 0..50 {
             sqlx::query("INSERT INTO scratch VALUES (zeroblob(4096))")
-                .execute(&store.writer)
+                .execute(&mut *store.writer.acquire().await.unwrap())
                 .await
                 .unwrap();
         }

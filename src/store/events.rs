@@ -28,17 +28,13 @@ where
     for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
-    /// Writes one account event at `now`; a login's `new_device` is decided here, from the user's
-    /// logins that committed before this transaction.
+    /// Writes one account event at `now`; a login's `new_device` is decided by the same statement,
+    /// from the user's logins that committed before this transaction.
     pub(super) async fn record_event(
         tx: &mut Transaction<'_, DB>,
         event: &NewEvent,
         now: UnixMs,
     ) -> StoreResult<()> {
-        let new_device = match event.new_device_since {
-            Some(since) => !Self::known_device(tx, &event.user_id, since, &event.origin).await?,
-            None => false,
-        };
         let seq = Self::take_seqs(tx, q::TAKE_EVENT_SEQS, 1).await?;
         let o = &event.origin;
         sqlx::query(q::INSERT_EVENT)
@@ -50,28 +46,11 @@ where
             .bind(&o.ip)
             .bind(&o.device)
             .bind(&o.client_id)
-            .bind(new_device)
+            .bind(event.new_device_since)
             .bind(&event.detail)
             .execute(&mut **tx)
             .await?;
         Ok(())
-    }
-
-    /// Whether the user logged in since `since` from this device (when it has a name) or address.
-    async fn known_device(
-        tx: &mut Transaction<'_, DB>,
-        user_id: &str,
-        since: UnixMs,
-        origin: &Origin,
-    ) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar(q::KNOWN_DEVICE)
-            .bind(user_id)
-            .bind(since)
-            .bind(&origin.device)
-            .bind(&origin.ip)
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(found.is_some())
     }
 
     /// One event of `kind` for each session of `session_ids` (all the user's): one statement

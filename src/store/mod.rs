@@ -5,8 +5,9 @@
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `sqlite.rs` and
-//! `postgres.rs` only how each backend's pool is opened, `listen.rs` PostgreSQL's change signals
-//! (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
+//! `postgres.rs` only how each backend's pool is opened, `writer.rs` where writes go (SQLite's one
+//! writer connection, held), `batch.rs` SQLite's group commit of rotations, `listen.rs`
+//! PostgreSQL's change signals (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ mod rows;
 mod sql;
 mod sqlite;
 mod store_impl;
+mod writer;
 
 pub use accounts::{AccountStore, EventsPage, UsersPage};
 pub use error::{StoreError, StoreResult};

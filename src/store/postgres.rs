@@ -15,6 +15,7 @@ use super::{
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
+    writer::Writer,
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
@@ -47,7 +48,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     // Reads and writes share the pool: PostgreSQL lets writers of different rows work at once.
-    Ok(SqlStore::new(pool.clone(), pool, None))
+    Ok(SqlStore::new(pool.clone(), Writer::Pool(pool), None))
 }
 
 /// How long a pooled connection may sit idle and still be handed out without a ping. A restart

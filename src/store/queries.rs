@@ -126,10 +126,16 @@ macro_rules! event_columns {
 /// Takes the next `$1` account-event numbers; returns the last (the scheme of `TAKE_SEQS`).
 pub const TAKE_EVENT_SEQS: &str =
     "UPDATE event_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq";
+/// One account event. `new_device` is decided in the same statement when `$9` is a time (a
+/// login's): true unless the user logged in since `$9` from the address `$6` or the device `$7` (a
+/// named one), found by two seeks, one per index, each straight to the matching logins.
 pub const INSERT_EVENT: &str = concat!(
     "INSERT INTO account_events ",
     event_columns!(),
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9 IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM account_events WHERE user_id = $3 AND kind = 'login' AND ip = $6 AND at >= $9 \
+      UNION ALL SELECT 1 FROM account_events WHERE user_id = $3 \
+      AND kind = 'login' AND device = $7 AND $7 <> '' AND at >= $9), $10)"
 );
 /// An event of kind `$4` for each session id of the JSON array `$8`, numbered from `$1`.
 pub const SQLITE_INSERT_SESSION_ACCOUNT_EVENTS: &str = concat!(
@@ -143,12 +149,6 @@ pub const POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS: &str = concat!(
     " SELECT $1 + n - 1, $2, $3, $4, id, $5, $6, $7, FALSE, '' \
      FROM json_array_elements_text($8::json) WITH ORDINALITY AS ids (id, n)"
 );
-/// A row when the user logged in since `$2` from the address `$4` or the device `$3` (a named
-/// one); none when it did not. Two seeks, one per index, each straight to the matching logins.
-pub const KNOWN_DEVICE: &str = "SELECT seq FROM account_events WHERE user_id = $1 \
-     AND kind = 'login' AND ip = $4 AND at >= $2 \
-     UNION ALL SELECT seq FROM account_events WHERE user_id = $1 \
-     AND kind = 'login' AND device = $3 AND $3 <> '' AND at >= $2 LIMIT 1";
 pub const EVENTS_AFTER: &str = "SELECT * FROM account_events WHERE seq > $1 ORDER BY seq LIMIT $2";
 /// Newest first, below `$1`, of the kinds `$2`–`$15`: fourteen slots, one per kind there is (the
 /// store repeats a kind where fewer are asked for), so that one portable statement serves any filter.
@@ -253,7 +253,7 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("purge_throttle", PURGE_THROTTLE),
     ("purge_events", PURGE_EVENTS),
     ("take_event_seqs", TAKE_EVENT_SEQS),
-    ("known_device", KNOWN_DEVICE),
+    ("insert_event", INSERT_EVENT),
     ("events_after", EVENTS_AFTER),
     ("events_before", EVENTS_BEFORE),
     ("user_events_before", USER_EVENTS_BEFORE),
@@ -282,7 +282,6 @@ pub const NOT_LOOKUPS: &[&str] = &[
     NOTIFY_REVOCATIONS,
     SQLITE_INSERT_SESSION_EVENTS,
     POSTGRES_INSERT_SESSION_EVENTS,
-    INSERT_EVENT,
     SQLITE_INSERT_SESSION_ACCOUNT_EVENTS,
     POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS,
     INSERT_KEY,

@@ -13,6 +13,7 @@ use sqlx::{
 use super::{
     Rotation, SessionRecord, Signals, StoreResult, UserRecord, listen, queries as q,
     rows::{UserRow, revocation_columns},
+    writer::Writer,
 };
 use crate::domain::{
     UnixMs,
@@ -53,12 +54,13 @@ pub(super) struct Revoked<'a> {
     pub expires_at: UnixMs,
 }
 
-/// A store over one driver (`Sqlite` or `Postgres`): reads from one pool, writes through another.
+/// A store over one driver (`Sqlite` or `Postgres`): reads from a pool, writes through a
+/// [`Writer`].
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     /// Every write: on SQLite one connection, on which the process's writers take turns in order
     /// (rather than in SQLite's busy handler, whose sleeps grow to 100 ms); on PostgreSQL `pool`.
-    pub(super) writer: Pool<DB>,
+    pub(super) writer: Writer<DB>,
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
@@ -75,10 +77,10 @@ pub(super) trait RotationQueue: Send + Sync {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// Wraps pools whose database is already migrated.
+    /// Wraps a pool and a writer whose database is already migrated.
     pub(super) fn new(
         pool: Pool<DB>,
-        writer: Pool<DB>,
+        writer: Writer<DB>,
         rotations: Option<Box<dyn RotationQueue>>,
     ) -> Self {
         Self {
@@ -171,7 +173,7 @@ where
         };
         let rotated = Self::rotation(sql, r)
             .bind(&r.token_hash.0)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await?;
         Ok(Some(DB::rows_affected(&rotated) == 1))
     }

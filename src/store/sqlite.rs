@@ -20,6 +20,7 @@ use super::{
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
+    writer::{WRITER_WAIT, Writer},
 };
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
@@ -41,14 +42,14 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     }
     let created = !file.exists();
     let file = file.to_owned();
-    // The writer first: it creates the file. Writers queue for it in the pool, in order, for at
-    // most the time a writer would have waited on SQLite's lock; with connections of their own
-    // they would contend in SQLite's busy handler, which sleeps in steps of up to 100 ms, so one
-    // long write (a purge round) could stall the rotations behind it for that long.
-    // It leaves checkpoints to the task of `batch.rs`.
+    // The writer first: it creates the file. Writers queue for its one connection, in order, for
+    // at most the time a writer would have waited on SQLite's lock (see `writer.rs`); with
+    // connections of their own they would contend in SQLite's busy handler, which sleeps in steps
+    // of up to 100 ms, so one long write (a purge round) could stall the rotations behind it for
+    // that long. It leaves checkpoints to the task of `batch.rs`.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(WRITER_WAIT)
         .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
     if created {
@@ -58,8 +59,12 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .run(&writer)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
+    let writer = Writer::hold(writer);
+    // A connection to a local file cannot go stale as a network one can: no ping before each use,
+    // a hand-off to the connection's thread and back (sqlx still pings one as it goes back).
     let readers = SqlitePoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;

@@ -9,7 +9,7 @@
 //! and reads); `sql.rs` repeats it, as Rust does not carry such bounds through a helper trait.
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
     FoundRefresh, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store,
@@ -48,7 +48,8 @@ where
     }
 
     async fn create_user(&self, u: &UserRecord, event: &NewEvent) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(q::CREATE_USER)
             .bind(&u.id)
             .bind(&u.username)
@@ -104,20 +105,19 @@ where
                 .bind(old.locked_until)
                 .bind(i64::from(old.lockouts));
         }
-        Ok(DB::rows_affected(&query.execute(&self.writer).await?) == 1)
+        Ok(DB::rows_affected(&query.execute(&mut *self.writer.acquire().await?).await?) == 1)
     }
 
     async fn clear_throttle(&self, username: &str) -> StoreResult<()> {
-        sqlx::query(q::CLEAR_THROTTLE)
-            .bind(username)
-            .execute(&self.writer)
-            .await?;
+        let clear = sqlx::query(q::CLEAR_THROTTLE).bind(username);
+        clear.execute(&mut *self.writer.acquire().await?).await?;
         Ok(())
     }
 
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
         let s = new.session;
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
             .bind(&s.user_id)
             .bind(new.checked_hash)
@@ -146,7 +146,8 @@ where
         };
         Self::insert_session(&mut tx, s).await?;
         Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
-        // The numbered writes last: the counters stay locked from here to the commit.
+        // The numbered writes last: the counters stay locked from here to the commit (the login
+        // event's device check, two index seeks, runs in its insert, under the counter's lock).
         let events = self.record_revoked(&mut tx, &revoked, None).await?;
         let origin = &new.event.origin;
         Self::record_session_events(
@@ -175,7 +176,8 @@ where
         if let Some(made) = self.rotate_without_transaction(r).await? {
             return Ok(made);
         }
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         if !Self::rotate_in(&mut tx, r).await? {
             return Ok(false);
         }
@@ -191,7 +193,8 @@ where
         reason: Reason,
         origin: &Origin,
     ) -> StoreResult<Option<Revocation>> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let user_id: Option<String> = sqlx::query_scalar(q::REVOKE_SESSION)
             .bind(now)
             .bind(session_id)
@@ -215,7 +218,8 @@ where
         now: UnixMs,
         expires_at: UnixMs,
     ) -> StoreResult<Revocation> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         let target = RevocationTarget::Jti(jti.to_owned());
         let event = Self::append_event(&mut tx, target, now, expires_at).await?;
         self.announce(&mut tx, event.seq).await?;
@@ -224,14 +228,11 @@ where
     }
 
     async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
         // First, so that it holds the user's row: logins wait for it (see create_session).
         // With a session kept, no cutoff (0 never raises it).
-        let not_before = if r.keep_session.is_some() {
-            0
-        } else {
-            r.not_before
-        };
+        let not_before = r.keep_session.as_ref().map_or(r.not_before, |_| 0);
         sqlx::query(q::CHANGE_USER)
             .bind(not_before)
             .bind(r.new_password_hash.as_deref())
@@ -310,7 +311,7 @@ where
             .bind(p.sealed_rotated_before)
             .bind(p.erase_batch)
             .bind(Vec::<u8>::new())
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await?;
         let mut changed = DB::rows_affected(&erased);
         for (sql, before) in [
@@ -325,7 +326,7 @@ where
             let done = sqlx::query(sql)
                 .bind(before)
                 .bind(p.batch)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.acquire().await?)
                 .await?;
             changed += DB::rows_affected(&done);
         }
@@ -338,7 +339,7 @@ where
             .bind(&k.alg)
             .bind(&k.sealed_private)
             .bind(k.created_at)
-            .execute(&self.writer)
+            .execute(&mut *self.writer.acquire().await?)
             .await?;
         Ok(())
     }

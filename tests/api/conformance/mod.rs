@@ -967,7 +967,7 @@ fn params(query: &str) -> Vec<Param> {
         "revoke_session" => vec![Int, Text],
         "revoke_user_sessions" => vec![Int, Text, Text],
         "take_event_seqs" => vec![Int],
-        "known_device" => vec![Text, Int, Text, Text],
+        "insert_event" => vec![Int, Int, Text, Text, Text, Text, Text, Text, Int, Text],
         "events_after" => vec![Int, Int],
         "events_before" => [vec![Int], vec![Text; 14], vec![Int]].concat(),
         "user_events_before" => [vec![Text, Int], vec![Text; 14], vec![Int]].concat(),

@@ -211,6 +211,10 @@ async fn each_event_kind_comes_from_its_action_in_the_same_order_on_the_feed_and
         !on_feed[2].new_device,
         "the second, from the same laptop, is not"
     );
+    assert!(
+        on_feed.iter().all(|e| e.kind == "login" || !e.new_device),
+        "only a login can be from a new device"
+    );
     let moved = of("refresh_ip_changed");
     assert_eq!(
         (moved.ip.as_str(), moved.session_id.as_str()),
