@@ -107,13 +107,22 @@ RESULTS="$WORK/results"
 : >"$RESULTS"
 failed=0
 
+# `is_local OP`: whether latchkey-bench runs OP without the server (the raw rates).
+is_local() {
+    [ "$1" = argon2 ] || [ "$1" = argon2-plain ] || [ "$1" = eddsa ]
+}
+
 # `cell BACKEND OP ARGS...`: one latchkey-bench run, reported on stderr and kept for the table
-# (under the name CELL, when set, instead of OP).
+# (under the name CELL, when set, instead of OP). A server cell of its own (not one behind another
+# generator's logins) also reads the server's CPU time per call.
 cell() {
-    local backend=$1 op=$2 json status=0
+    local backend=$1 op=$2 json status=0 watch=()
     shift 2
-    json=$("$BIN/latchkey-bench" --op "$op" --duration "$DURATION" --warmup "$WARMUP" --json "$@") ||
-        status=$?
+    if ! is_local "$op" && [ -z "${CELL:-}" ]; then
+        watch=(--server-pid "$SERVER_PID")
+    fi
+    json=$("$BIN/latchkey-bench" --op "$op" --duration "$DURATION" --warmup "$WARMUP" --json \
+        "${watch[@]}" "$@") || status=$?
     op=${CELL:-$op}
     if [ "$status" -eq 2 ] || [ -z "$json" ]; then
         echo "FATAL: latchkey-bench --op $op could not run (exit $status)" >&2
@@ -123,7 +132,7 @@ cell() {
         failed=1
     fi
     local rss=0 hwm=0
-    if [ "$op" != argon2 ] && [ "$op" != argon2-plain ] && [ "$op" != eddsa ]; then
+    if ! is_local "$op"; then
         # A server that died is a zombie until reaped: its status has no memory lines.
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
         hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
@@ -133,7 +142,7 @@ cell() {
         fi
     fi
     printf '%s %s %s %s %s\n' "$backend" "$op" "$rss" "$hwm" "$json" >>"$RESULTS"
-    python3 -c 'import json, sys; r = json.loads(sys.argv[3]); rss = int(sys.argv[4]) // 1024; print("%-8s %-10s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s%s" % (sys.argv[1], sys.argv[2], r["ops_per_sec"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["errors"], r["errors_by_kind"] or "", " server RSS %d MiB" % rss if rss else ""))' \
+    python3 -c 'import json, sys; r = json.loads(sys.argv[3]); rss = int(sys.argv[4]) // 1024; print("%-8s %-10s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s%s%s" % (sys.argv[1], sys.argv[2], r["ops_per_sec"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["errors"], r["errors_by_kind"] or "", " server RSS %d MiB" % rss if rss else "", "  server CPU %.0f µs/call" % (r["server_cpu_ms_per_op"] * 1e3) if "server_cpu_ms_per_op" in r else ""))' \
         "$backend" "$op" "$json" "$rss" >&2
 }
 
@@ -313,15 +322,16 @@ for op, label, base in rows:
     name = "itself" if op == "health" else ("raw argon2id" if base == "argon2" else "no-op call")
     print(f"| {label} | {name} | " + " | ".join(ratios) + " |")
 print()
-head = " | ".join(f"{names[b]} ops/s | p50 / p99 / max ms | errors | RSS / peak MiB" for b in backends)
+head = " | ".join(f"{names[b]} ops/s | p50 / p99 / max ms | errors | RSS / peak MiB | server CPU µs per call" for b in backends)
 print(f"| op | {head} |")
-print("|---|" + "---:|---:|---:|---:|" * len(backends))
+print("|---|" + "---:|---:|---:|---:|---:|" * len(backends))
 for op, label, _ in rows:
     cols = []
     for b in backends:
         rss, hwm, r = cells[(b, op)]
         errors = str(r["errors"]) + (f" ({', '.join(f'{k} {n}' for k, n in r['errors_by_kind'].items())})" if r["errors"] else "")
-        cols.append(f"{rate(r)} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} | {errors} | " + (f"{rss // 1024} / {hwm // 1024}" if hwm else "–"))
+        cpu = f"{r['server_cpu_ms_per_op'] * 1e3:,.0f}" if "server_cpu_ms_per_op" in r else "–"
+        cols.append(f"{rate(r)} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} | {errors} | " + (f"{rss // 1024} / {hwm // 1024}" if hwm else "–") + f" | {cpu}")
     print(f"| {label} | " + " | ".join(cols) + " |")
 print()
 head = " | ".join(f"{names[b]} ops/s | p50 / p99 ms" for b in backends)

@@ -67,6 +67,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
 
+    /// Linux: the server's process id, to report its CPU time (all threads, user and system) over
+    /// the measured window, per call.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
     /// One JSON object instead of a line of text.
     #[arg(long)]
     pub json: bool,

@@ -8,6 +8,7 @@
 //! - [`remote`]: connecting, logging in before the clock starts, and the tasks' loop;
 //! - [`calls`]: what one call of each op is, and each task's state (its own refresh chain);
 //! - [`local`]: the raw argon2id and EdDSA rates of this machine, as baselines;
+//! - [`server_cpu`]: the server's CPU time per call (`--server-pid`);
 //! - [`tally`]: latencies and failures, and the figures made of them.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod args;
 mod calls;
 mod local;
 mod remote;
+mod server_cpu;
 mod tally;
 
 use std::process::ExitCode;

@@ -13,6 +13,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::{
     args::{Args, Op},
     calls::{Caller, check_request, kind},
+    server_cpu,
     tally::{Summary, Tally, Window},
 };
 
@@ -69,7 +70,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
             .collect(),
         Op::Argon2 | Op::Argon2Plain | Op::Eddsa => bail!("--op {} runs locally", args.op.name()),
     };
-    Ok(drive(callers, Window::starting_now(args.warmup, args.duration)).await)
+    let window = Window::starting_now(args.warmup, args.duration);
+    let server_cpu = args
+        .server_pid
+        .map(|pid| tokio::spawn(server_cpu::over(window, pid)));
+    let mut summary = drive(callers, window).await;
+    if let Some(watch) = server_cpu {
+        summary.server_cpu_s = Some(watch.await??);
+    }
+    Ok(summary)
 }
 
 /// `args.conns` HTTP/2 connections to the target, each opened now (a wrong address or a refused

@@ -74,6 +74,7 @@ impl Tally {
             p99_ms: rank(0.99),
             max_ms: self.latencies.last().copied().map_or(0.0, ms),
             errors: self.errors,
+            server_cpu_s: None,
         }
     }
 }
@@ -87,6 +88,8 @@ pub struct Summary {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub errors: BTreeMap<String, u64>,
+    /// The server's CPU seconds over the measured window, when asked for (`--server-pid`).
+    pub server_cpu_s: Option<f64>,
 }
 
 impl Summary {
@@ -96,6 +99,14 @@ impl Summary {
         } else {
             0.0
         }
+    }
+
+    /// The server's CPU time per call made in the window, in milliseconds.
+    pub fn server_cpu_ms_per_op(&self) -> Option<f64> {
+        let calls = self.ops + self.error_count();
+        self.server_cpu_s
+            .filter(|_| calls > 0)
+            .map(|cpu| cpu * 1e3 / calls as f64)
     }
 
     pub fn error_count(&self) -> u64 {
@@ -114,8 +125,11 @@ impl Summary {
                 .collect();
             format!("{} ({})", self.error_count(), kinds.join(", "))
         };
+        let cpu = self
+            .server_cpu_ms_per_op()
+            .map_or_else(String::new, |ms| format!("  server CPU {ms:.3} ms/call"));
         format!(
-            "{label}  {:.1} s  {:.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors}",
+            "{label}  {:.1} s  {:.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors}{cpu}",
             self.seconds,
             self.ops_per_sec(),
             self.p50_ms,
@@ -136,6 +150,9 @@ impl Summary {
             "errors": self.error_count(),
             "errors_by_kind": self.errors,
         });
+        if let (Some(cpu), Some(object)) = (self.server_cpu_ms_per_op(), object.as_object_mut()) {
+            object.insert("server_cpu_ms_per_op".into(), json!(cpu));
+        }
         if let (Some(object), serde_json::Value::Object(run)) = (object.as_object_mut(), run) {
             object.extend(run);
         }
