@@ -427,7 +427,7 @@ async fn throttle_records_swap_only_from_what_was_read(store: Arc<dyn Store>) {
     assert_eq!(store.throttle("nobody").await.unwrap(), None);
 }
 
-async fn a_session_clears_its_logins_throttle_record_and_a_refused_one_clears_nothing(
+async fn a_session_clears_its_logins_throttle_record_and_a_refused_one_writes_nothing(
     store: Arc<dyn Store>,
 ) {
     let counted = throttle::Record {
@@ -440,15 +440,25 @@ async fn a_session_clears_its_logins_throttle_record_and_a_refused_one_clears_no
         .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
         .await
         .unwrap();
+    let s0 = session("s0", "u1");
+    open(store.as_ref(), &s0).await;
     assert!(store.swap_throttle("alice", None, &counted).await.unwrap());
     let (s1, token) = (session("s1", "u1"), hash());
-    let refused = new_session(&s1, &token, "$argon2id$not-the-hash");
+    // At a cap of one, s0 would be evicted.
+    let refused = NewSession {
+        max_live_sessions: 1,
+        ..new_session(&s1, &token, "$argon2id$not-the-hash")
+    };
     assert_eq!(store.create_session(&refused).await.unwrap(), None);
     assert_eq!(
         store.throttle("alice").await.unwrap(),
         Some(counted),
         "a refused session writes nothing"
     );
+    let live = store.live_sessions("u1", T0).await.unwrap();
+    assert_eq!(live, [s0], "nor opens a session or evicts one");
+    assert!(store.find_refresh(&token).await.unwrap().is_none());
+    assert!(store.revocations_after(0, 10).await.unwrap().is_empty());
     open(store.as_ref(), &session("s2", "u1")).await;
     assert_eq!(store.throttle("alice").await.unwrap(), None);
 }
@@ -855,7 +865,7 @@ conformance!(
     the_feed_reads_in_order_by_pages,
     live_sessions_leave_out_revoked_and_expired_ones,
     throttle_records_swap_only_from_what_was_read,
-    a_session_clears_its_logins_throttle_record_and_a_refused_one_clears_nothing,
+    a_session_clears_its_logins_throttle_record_and_a_refused_one_writes_nothing,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
     spent_tokens_are_kept_until_their_session_has_ended,
