@@ -4,10 +4,11 @@
 //! the same transaction.
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
-//! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `sqlite.rs` and
-//! `postgres.rs` only how each backend's pool is opened, `writer.rs` where writes go (SQLite's one
-//! writer connection, held), `batch.rs` SQLite's group commit of rotations, `listen.rs`
-//! PostgreSQL's change signals (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
+//! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `open_session.rs` a
+//! login's session, `sqlite.rs` and `postgres.rs` only how each backend's pool is opened,
+//! `writer.rs` where writes go (SQLite's one writer connection, held), `batch.rs` SQLite's group
+//! commit of rotations, `listen.rs` PostgreSQL's change signals (LISTEN/NOTIFY), and `error.rs`
+//! how driver errors are sorted.
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ mod error;
 mod events;
 mod listen;
 mod migrate;
+mod open_session;
 mod postgres;
 pub mod queries;
 mod rows;

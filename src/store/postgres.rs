@@ -89,6 +89,10 @@ impl Backend for Postgres {
     const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS;
     const ROTATE_IN_ONE: Option<&'static str> = Some(q::POSTGRES_ROTATE);
 
+    fn open_session_in_one() -> Option<&'static str> {
+        Some(q::POSTGRES_OPEN_SESSION.as_str())
+    }
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

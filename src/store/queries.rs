@@ -2,7 +2,11 @@
 //! both backends and a reader finds the SQL without reading the Rust around it. The statements are
 //! portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
 //! PostgreSQL alike, but for the two that take a list of session ids as one JSON array (so that
-//! any number of rows costs one statement), where each database has its own JSON function.
+//! any number of rows costs one statement), where each database has its own JSON function, and
+//! for PostgreSQL's statements that do the work of several in one (a data-modifying `WITH`): one
+//! round trip instead of several.
+
+use std::sync::LazyLock;
 
 /// The columns of a session: the fields of [`SessionRecord`](super::SessionRecord).
 macro_rules! session_columns {
@@ -128,7 +132,9 @@ pub const TAKE_EVENT_SEQS: &str =
     "UPDATE event_counter SET seq = seq + $1 WHERE id = 1 RETURNING seq";
 /// One account event. `new_device` is decided in the same statement when `$9` is a time (a
 /// login's): true unless the user logged in since `$9` from the address `$6` or the device `$7` (a
-/// named one), found by two seeks, one per index, each straight to the matching logins.
+/// named one), found by two seeks, one per index, each straight to the matching logins. A
+/// statement of its own, after `TAKE_EVENT_SEQS`: on PostgreSQL its snapshot is then taken once
+/// the counter is locked, so it sees the logins of every transaction that held the counter before.
 pub const INSERT_EVENT: &str = concat!(
     "INSERT INTO account_events ",
     event_columns!(),
@@ -269,6 +275,48 @@ pub const LOOKUPS: &[(&str, &str)] = &[
 /// The lookups of one backend only, checked on that one.
 pub const POSTGRES_LOOKUPS: &[(&str, &str)] = &[("postgres_rotate", POSTGRES_ROTATE)];
 
+/// PostgreSQL only: what a login's session writes once its user's row is locked, in one statement
+/// of four parts: `CLEAR_THROTTLE`, `EVICT_SESSIONS`, `INSERT_SESSION` and `INSERT_TOKEN`, each
+/// with its parameters renumbered to follow the previous part's (so that binding each part's values
+/// in turn binds them all). Returns the ids of the sessions the cap revoked. The parts all read the
+/// snapshot taken after the lock, so the eviction counts the sessions of logins that held it
+/// before, and not the one it opens; the token's reference to its session is checked at the end of
+/// the statement. Built once from the four statements, so their text is not written twice; the plan
+/// test checks it as a lookup of its own.
+pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
+    let [clear, evict, session, token] =
+        following([CLEAR_THROTTLE, EVICT_SESSIONS, INSERT_SESSION, INSERT_TOKEN]);
+    format!(
+        "WITH cleared AS ({clear}), evicted AS ({evict}), opened AS ({session}), \
+         token AS ({token}) SELECT id FROM evicted"
+    )
+});
+
+/// `statements`, each one's parameters `$1…$n` renumbered to follow those of the statements
+/// before it. Each statement must number its parameters from `$1` to its highest, and no `$` of
+/// ours stands for anything else.
+fn following<const N: usize>(statements: [&str; N]) -> [String; N] {
+    let mut before = 0;
+    statements.map(|sql| {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut highest = 0;
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if let Ok(n) = rest[..digits].parse::<usize>() {
+                highest = highest.max(n);
+                out.push_str(&(n + before).to_string());
+                rest = &rest[digits..];
+            }
+        }
+        out.push_str(rest);
+        before += highest;
+        out
+    })
+}
+
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
 /// primary keys'), nor do those that insert from a JSON array, `PING` and `NOTIFY_REVOCATIONS`
 /// read no table, and `KEYS` reads the whole (small) key table on purpose.
@@ -291,6 +339,36 @@ pub const NOT_LOOKUPS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_of_the_parts_follow_on_from_those_before() {
+        let parts = following([
+            "DELETE FROM t WHERE a = $1",
+            "UPDATE t SET b = $2 WHERE a = $1 AND c IN ($2, $3) AND d = '$'",
+            "SELECT 1",
+            "INSERT INTO u VALUES ($1, $10)",
+        ]);
+        assert_eq!(
+            parts,
+            [
+                "DELETE FROM t WHERE a = $1",
+                "UPDATE t SET b = $3 WHERE a = $2 AND c IN ($3, $4) AND d = '$'",
+                "SELECT 1",
+                "INSERT INTO u VALUES ($5, $14)",
+            ]
+        );
+    }
+
+    #[test]
+    fn opening_a_session_in_one_statement_binds_the_four_parts_values_in_turn() {
+        let open = POSTGRES_OPEN_SESSION.as_str();
+        // CLEAR_THROTTLE 1, EVICT_SESSIONS 4, INSERT_SESSION 12, INSERT_TOKEN 4.
+        assert!(open.contains("username = $1)"));
+        assert!(open.contains("LIMIT $4 OFFSET $5"));
+        assert!(open.contains("$17)"), "the session's last value: {open}");
+        assert!(open.contains("VALUES ($18, $19, $20, $21)"));
+        assert!(!open.contains("$22"));
+    }
 
     /// A statement added to this file without a place in either list would escape the plan test.
     #[test]

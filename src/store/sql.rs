@@ -32,6 +32,12 @@ pub trait Backend: Database {
     /// run it: one round trip instead of four (begin, update, insert, commit).
     const ROTATE_IN_ONE: Option<&'static str> = None;
 
+    /// A login's session opened, once its user's row is locked, in one statement
+    /// (`queries::POSTGRES_OPEN_SESSION`), where the database can: one round trip instead of four.
+    fn open_session_in_one() -> Option<&'static str> {
+        None
+    }
+
     /// How many rows a statement changed (each driver has its own result type).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -45,6 +51,9 @@ pub trait Backend: Database {
         None
     }
 }
+
+/// A statement with its values bound (sqlx's arguments own what they are given).
+pub(super) type Bound<DB> = Query<'static, DB, <DB as Database>::Arguments>;
 
 /// Sessions a transaction has just revoked, for their feed events.
 pub(super) struct Revoked<'a> {
@@ -121,11 +130,9 @@ where
         Ok(row.map(UserRecord::from))
     }
 
-    pub(super) async fn insert_session(
-        tx: &mut Transaction<'_, DB>,
-        s: &SessionRecord,
-    ) -> StoreResult<()> {
-        sqlx::query(q::INSERT_SESSION)
+    /// `INSERT_SESSION`'s values, bound after `query`'s.
+    pub(super) fn session_values(query: Bound<DB>, s: &SessionRecord) -> Bound<DB> {
+        query
             .bind(&s.id)
             .bind(&s.user_id)
             .bind(&s.client_id)
@@ -138,9 +145,6 @@ where
             .bind(s.absolute_expires_at)
             .bind(s.generation)
             .bind(&s.sealed_token)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 
     /// A rotation inside a caller's transaction: the compare-and-swap on the session's generation,
@@ -151,7 +155,14 @@ where
             return Ok(false);
         }
         let generation = r.expected_generation + 1;
-        Self::insert_token(tx, &r.token_hash, &r.session_id, generation, r.now).await?;
+        let token = Self::token_values(
+            sqlx::query(q::INSERT_TOKEN),
+            &r.token_hash,
+            &r.session_id,
+            generation,
+            r.now,
+        );
+        token.execute(&mut **tx).await?;
         if let Some(event) = &r.event {
             Self::record_event(tx, event, r.now).await?;
         }
@@ -190,21 +201,19 @@ where
             .bind(r.expected_generation)
     }
 
-    pub(super) async fn insert_token(
-        tx: &mut Transaction<'_, DB>,
+    /// `INSERT_TOKEN`'s values, bound after `query`'s.
+    pub(super) fn token_values(
+        query: Bound<DB>,
         hash: &TokenHash,
         session_id: &str,
         generation: i64,
         issued_at: UnixMs,
-    ) -> StoreResult<()> {
-        sqlx::query(q::INSERT_TOKEN)
+    ) -> Bound<DB> {
+        query
             .bind(&hash.0)
             .bind(session_id)
             .bind(generation)
             .bind(issued_at)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 
     /// Takes the next `count` numbers of a counter (`TAKE_SEQS`: the revocation feed's,

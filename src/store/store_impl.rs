@@ -21,7 +21,7 @@ use super::{
 };
 use crate::domain::{
     UnixMs,
-    event::{EventKind, NewEvent, Origin},
+    event::{NewEvent, Origin},
     revocation::{Reason, Revocation, RevocationTarget},
     scope, throttle,
     types::TokenHash,
@@ -115,53 +115,7 @@ where
     }
 
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
-        let s = new.session;
-        let mut conn = self.writer.acquire().await?;
-        let mut tx = conn.begin().await?;
-        let locked = sqlx::query(q::LOCK_USER_AS_CHECKED)
-            .bind(&s.user_id)
-            .bind(new.checked_hash)
-            .bind(new.rehashed.unwrap_or(new.checked_hash))
-            .execute(&mut *tx)
-            .await?;
-        if DB::rows_affected(&locked) != 1 {
-            return Ok(None);
-        }
-        let cleared = sqlx::query(q::CLEAR_THROTTLE).bind(new.username);
-        cleared.execute(&mut *tx).await?;
-        // Under the user's row lock: concurrent logins of the user take their turns, so the cap
-        // holds exactly.
-        let keep = i64::from(new.max_live_sessions.saturating_sub(1));
-        let evicted: Vec<String> = sqlx::query_scalar(q::EVICT_SESSIONS)
-            .bind(s.created_at)
-            .bind(&s.user_id)
-            .bind(i64::from(new.max_live_sessions))
-            .bind(keep)
-            .fetch_all(&mut *tx)
-            .await?;
-        let revoked = Revoked {
-            ids: &evicted,
-            now: s.created_at,
-            expires_at: new.events_expire_at,
-        };
-        Self::insert_session(&mut tx, s).await?;
-        Self::insert_token(&mut tx, new.token_hash, &s.id, s.generation, s.created_at).await?;
-        // The numbered writes last: the counters stay locked from here to the commit (the login
-        // event's device check, two index seeks, runs in its insert, under the counter's lock).
-        let events = self.record_revoked(&mut tx, &revoked, None).await?;
-        let origin = &new.event.origin;
-        Self::record_session_events(
-            &mut tx,
-            &s.user_id,
-            EventKind::SessionEvicted,
-            origin,
-            &evicted,
-            s.created_at,
-        )
-        .await?;
-        Self::record_event(&mut tx, new.event, s.created_at).await?;
-        tx.commit().await?;
-        Ok(Some(events))
+        self.open_session(new).await
     }
 
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<FoundRefresh>> {

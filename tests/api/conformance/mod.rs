@@ -791,6 +791,42 @@ async fn a_session_beyond_the_cap_revokes_the_least_recently_used_in_the_same_st
     assert_eq!(ids, ["s1", "s4"]);
 }
 
+/// Logins of one user at its cap, all at once: each waits for the user's row, then counts the
+/// sessions of those that went before, so each evicts exactly one and the cap holds.
+async fn logins_at_the_cap_all_at_once_each_evict_one_and_the_cap_holds(store: Arc<dyn Store>) {
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
+    let sessions: Vec<_> = (0..15)
+        .map(|i| SessionRecord {
+            created_at: T0 + i,
+            last_used_at: T0 + i,
+            ..session(&format!("s{i}"), "u1")
+        })
+        .collect();
+    let tokens: Vec<_> = sessions.iter().map(|_| hash()).collect();
+    let capped = |i: usize| NewSession {
+        max_live_sessions: 3,
+        ..new_session(&sessions[i], &tokens[i], PASSWORD_HASH)
+    };
+    for i in 0..3 {
+        assert_eq!(
+            store.create_session(&capped(i)).await.unwrap(),
+            Some(vec![])
+        );
+    }
+    let at_once: Vec<_> = (3..15).map(capped).collect();
+    let logins = join_all(at_once.iter().map(|new| store.create_session(new))).await;
+    let evicted: Vec<usize> = logins
+        .into_iter()
+        .map(|l| l.unwrap().unwrap().len())
+        .collect();
+    assert_eq!(evicted, [1; 12], "each login beyond the cap evicts one");
+    let live = store.live_sessions("u1", T0 + 100).await.unwrap();
+    assert_eq!(live.len(), 3, "{live:?}");
+}
+
 async fn revoking_a_user_numbers_every_event_in_one_run_in_commit_order(store: Arc<dyn Store>) {
     store
         .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
@@ -873,6 +909,7 @@ conformance!(
     a_session_opens_only_for_the_password_and_state_the_login_checked,
     a_login_stores_its_rehash_in_place_of_the_hash_it_checked,
     a_session_beyond_the_cap_revokes_the_least_recently_used_in_the_same_step,
+    logins_at_the_cap_all_at_once_each_evict_one_and_the_cap_holds,
     revoking_a_user_numbers_every_event_in_one_run_in_commit_order,
 );
 
@@ -978,6 +1015,15 @@ fn params(query: &str) -> Vec<Param> {
         "revoke_user_sessions" => vec![Int, Text, Text],
         "take_event_seqs" => vec![Int],
         "insert_event" => vec![Int, Int, Text, Text, Text, Text, Text, Text, Int, Text],
+        "postgres_open_session" => [
+            vec![Text],
+            params("evict_sessions"),
+            vec![Text; 6],
+            vec![Int; 5],
+            vec![Bytes],
+            vec![Bytes, Text, Int, Int],
+        ]
+        .concat(),
         "events_after" => vec![Int, Int],
         "events_before" => [vec![Int], vec![Text; 14], vec![Int]].concat(),
         "user_events_before" => [vec![Text, Int], vec![Text; 14], vec![Int]].concat(),
@@ -1044,8 +1090,13 @@ async fn every_hot_query_is_an_index_lookup_on_postgres() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let lookups = store::queries::LOOKUPS.iter();
-    for (name, sql) in lookups.chain(store::queries::POSTGRES_LOOKUPS) {
+    let open_session = (
+        "postgres_open_session",
+        store::queries::POSTGRES_OPEN_SESSION.as_str(),
+    );
+    let lookups = store::queries::LOOKUPS.iter().copied();
+    let lookups = lookups.chain(store::queries::POSTGRES_LOOKUPS.iter().copied());
+    for (name, sql) in lookups.chain([open_session]) {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
         let rows = bind_all!(explain, params(name))
             .fetch_all(&mut conn)
