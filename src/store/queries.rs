@@ -1,5 +1,6 @@
 //! Every statement the store runs, named in one place, so that a test can check each one's plan on
-//! both backends and a reader finds the SQL without reading the Rust around it. The statements are
+//! both backends and a reader finds the SQL without reading the Rust around it (one,
+//! `POSTGRES_OPEN_SESSION`, is four of the others joined, its text built once at start). The statements are
 //! portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
 //! PostgreSQL alike, but for the two that take a list of session ids as one JSON array (so that
 //! any number of rows costs one statement), where each database has its own JSON function, and
@@ -85,8 +86,11 @@ pub const REVOKE_SESSION: &str =
 pub const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 \
      WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3 RETURNING id";
 /// The session cap, at login: revokes the user's live sessions beyond the `$4` most recently used
-/// (at most `$3` of them), so that the one opening makes `$4 + 1`.
-pub const EVICT_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 WHERE id IN \
+/// (at most `$3` of them), so that the one opening makes `$4 + 1`. `revoked_at IS NULL` outside the
+/// subquery too: on PostgreSQL a row that a logout revoked while this waited for it is checked
+/// again as it now is, and left alone (no second revocation, no second feed event).
+pub const EVICT_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL \
+     AND id IN \
      (SELECT id FROM sessions WHERE user_id = $2 AND revoked_at IS NULL \
       AND idle_expires_at > $1 AND absolute_expires_at > $1 \
       ORDER BY last_used_at DESC, id DESC LIMIT $3 OFFSET $4) RETURNING id";

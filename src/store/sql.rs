@@ -1,7 +1,7 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
-//! lookup, and the writes made inside a caller's transaction (a session, a refresh token, feed
-//! events), which commit with it, and a rotation made without one; the account events written that
-//! way are in `events.rs`. The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the
+//! lookup, the values of a session's and a refresh token's rows, the writes made inside a caller's
+//! transaction (a rotation, feed events), which commit with it, and a rotation made without one;
+//! the account events written that way are in `events.rs`, a login's session in `open_session.rs`. The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the
 //! little that differs between drivers. Over 300 lines: the shared steps stay beside the bounds
 //! they need.
 
@@ -102,7 +102,7 @@ impl<DB: Database> SqlStore<DB> {
 }
 
 /// The bounds are those of the `Store` impl in `store_impl.rs` (see there why they are written
-/// twice).
+/// again).
 impl<DB> SqlStore<DB>
 where
     DB: Backend,

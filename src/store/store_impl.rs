@@ -1,12 +1,13 @@
 //! `impl Store for SqlStore<DB>`: every method of the [`Store`] trait, written once for both
 //! drivers (long, as a trait impl cannot be split across files). Atomicity comes from the
 //! statements and row locks: rotation is a conditional UPDATE on the session's generation (on
-//! PostgreSQL one statement with its token insert), a login's session waits on the user's row, and
-//! every revocation writes its changes, feed events and account events in one transaction,
-//! announced at commit where the backend can (see `listen.rs`).
+//! PostgreSQL one statement with its token insert), a login's session waits on the user's row
+//! (`open_session.rs`), and every revocation writes its changes, feed events and account events in
+//! one transaction, announced at commit where the backend can (see `listen.rs`).
 //!
 //! The `where` clause says what the SQL needs of a driver (an executor, the column types it binds
-//! and reads); `sql.rs` repeats it, as Rust does not carry such bounds through a helper trait.
+//! and reads); `sql.rs`, `events.rs`, `accounts.rs` and `open_session.rs` repeat it, as Rust does
+//! not carry such bounds through a helper trait.
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Type};
@@ -184,7 +185,7 @@ where
     async fn revoke_user(&self, r: &UserRevocation) -> StoreResult<Vec<Revocation>> {
         let mut conn = self.writer.acquire().await?;
         let mut tx = conn.begin().await?;
-        // First, so that it holds the user's row: logins wait for it (see create_session).
+        // First, so that it holds the user's row: logins wait for it (see open_session.rs).
         // With a session kept, no cutoff (0 never raises it).
         let not_before = r.keep_session.as_ref().map_or(r.not_before, |_| 0);
         sqlx::query(q::CHANGE_USER)
