@@ -5,10 +5,10 @@
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `open_session.rs` a
-//! login's session, `sqlite.rs` and `postgres.rs` only how each backend's pool is opened,
-//! `writer.rs` where writes go (SQLite's one writer connection, held), `batch.rs` SQLite's group
-//! commit of rotations, `listen.rs` PostgreSQL's change signals (LISTEN/NOTIFY), and `error.rs`
-//! how driver errors are sorted.
+//! login's session, `renumber.rs` statements made parts of one, `sqlite.rs` and `postgres.rs` only
+//! how each backend's pool is opened, `writer.rs` where writes go (SQLite's one writer connection,
+//! held), `batch.rs` SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals
+//! (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ mod migrate;
 mod open_session;
 mod postgres;
 pub mod queries;
+mod renumber;
 mod rows;
 mod sql;
 mod sqlite;

@@ -9,6 +9,8 @@
 
 use std::sync::LazyLock;
 
+use super::renumber;
+
 /// The columns of a session: the fields of [`SessionRecord`](super::SessionRecord).
 macro_rules! session_columns {
     () => {
@@ -289,37 +291,12 @@ pub const POSTGRES_LOOKUPS: &[(&str, &str)] = &[("postgres_rotate", POSTGRES_ROT
 /// test checks it as a lookup of its own.
 pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
     let [clear, evict, session, token] =
-        following([CLEAR_THROTTLE, EVICT_SESSIONS, INSERT_SESSION, INSERT_TOKEN]);
+        renumber::following([CLEAR_THROTTLE, EVICT_SESSIONS, INSERT_SESSION, INSERT_TOKEN]);
     format!(
         "WITH cleared AS ({clear}), evicted AS ({evict}), opened AS ({session}), \
          token AS ({token}) SELECT id FROM evicted"
     )
 });
-
-/// `statements`, each one's parameters `$1…$n` renumbered to follow those of the statements
-/// before it. Each statement must number its parameters from `$1` to its highest, and no `$` of
-/// ours stands for anything else.
-fn following<const N: usize>(statements: [&str; N]) -> [String; N] {
-    let mut before = 0;
-    statements.map(|sql| {
-        let mut out = String::with_capacity(sql.len() + 16);
-        let mut highest = 0;
-        let mut rest = sql;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if let Ok(n) = rest[..digits].parse::<usize>() {
-                highest = highest.max(n);
-                out.push_str(&(n + before).to_string());
-                rest = &rest[digits..];
-            }
-        }
-        out.push_str(rest);
-        before += highest;
-        out
-    })
-}
 
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
 /// primary keys'), nor do those that insert from a JSON array, `PING` and `NOTIFY_REVOCATIONS`
@@ -343,25 +320,6 @@ pub const NOT_LOOKUPS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameters_of_the_parts_follow_on_from_those_before() {
-        let parts = following([
-            "DELETE FROM t WHERE a = $1",
-            "UPDATE t SET b = $2 WHERE a = $1 AND c IN ($2, $3) AND d = '$'",
-            "SELECT 1",
-            "INSERT INTO u VALUES ($1, $10)",
-        ]);
-        assert_eq!(
-            parts,
-            [
-                "DELETE FROM t WHERE a = $1",
-                "UPDATE t SET b = $3 WHERE a = $2 AND c IN ($3, $4) AND d = '$'",
-                "SELECT 1",
-                "INSERT INTO u VALUES ($5, $14)",
-            ]
-        );
-    }
 
     #[test]
     fn opening_a_session_in_one_statement_binds_the_four_parts_values_in_turn() {
