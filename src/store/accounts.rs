@@ -128,7 +128,7 @@ where
         Ok(sqlx::query_scalar(q::COUNT_USER_LIVE_SESSIONS)
             .bind(user_id)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.readers.acquire().await?)
             .await?)
     }
 
@@ -142,7 +142,7 @@ where
             .bind(p.until)
             .bind(p.limit)
             .bind(p.now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.acquire().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -159,7 +159,10 @@ where
         for kind in kind_slots(p.kinds) {
             query = query.bind(kind.as_str());
         }
-        let rows: Vec<EventRow> = query.bind(p.limit).fetch_all(&self.pool).await?;
+        let rows: Vec<EventRow> = query
+            .bind(p.limit)
+            .fetch_all(&mut *self.readers.acquire().await?)
+            .await?;
         Ok(rows.into_iter().map(AccountEvent::from).collect())
     }
 
@@ -167,7 +170,7 @@ where
         let rows: Vec<EventRow> = sqlx::query_as(q::EVENTS_AFTER)
             .bind(after)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.acquire().await?)
             .await?;
         Ok(rows.into_iter().map(AccountEvent::from).collect())
     }

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use sqlx::{Acquire, Connection, Pool, Sqlite, SqliteConnection};
+use sqlx::{Acquire, Connection, Sqlite, SqliteConnection};
 use tokio::sync::{
     mpsc::{self, WeakSender},
     oneshot,
@@ -22,8 +22,8 @@ use tokio::sync::{
 
 use super::{
     Rotation, StoreError, StoreResult,
+    connections::Connections,
     sql::{RotationQueue, SqlStore},
-    writer::Writer,
 };
 
 /// Rotations committed together at most; more wait for the next commit.
@@ -49,7 +49,7 @@ struct Job {
 impl RotationBatches {
     /// Starts the committing task on `writer` (a connection that does not checkpoint), and the
     /// checkpoints on `readers`; both end when the store is dropped.
-    pub(super) fn start(writer: Writer<Sqlite>, readers: Pool<Sqlite>) -> Self {
+    pub(super) fn start(writer: Connections<Sqlite>, readers: Connections<Sqlite>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(run(writer, queue));
         tokio::spawn(checkpoint(readers, jobs.downgrade()));
@@ -76,7 +76,7 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn run(writer: Writer<Sqlite>, mut queue: mpsc::Receiver<Job>) {
+async fn run(writer: Connections<Sqlite>, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("latchkey_rotation_batch_size").record(batch.len() as f64);
@@ -114,7 +114,7 @@ async fn run(writer: Writer<Sqlite>, mut queue: mpsc::Receiver<Job>) {
 
 /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the batches are taken (`alive`). A
 /// checkpoint that fails (another process's, say, is running) is simply tried again next time.
-async fn checkpoint(readers: Pool<Sqlite>, alive: WeakSender<Job>) {
+async fn checkpoint(readers: Connections<Sqlite>, alive: WeakSender<Job>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -122,10 +122,15 @@ async fn checkpoint(readers: Pool<Sqlite>, alive: WeakSender<Job>) {
         if alive.upgrade().is_none() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&readers)
-            .await
-        {
+        let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
+        let done = match readers.acquire().await {
+            Ok(mut conn) => checkpoint
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
             tracing::debug!(error = %e, "WAL checkpoint failed; trying again");
         }
     }

@@ -6,8 +6,8 @@
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `open_session.rs` a
 //! login's session, `renumber.rs` statements made parts of one, `sqlite.rs` and `postgres.rs` only
-//! how each backend's pool is opened, `writer.rs` where writes go (SQLite's one writer connection,
-//! held), `batch.rs` SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals
+//! how each backend's pool is opened, `connections.rs` where reads and writes go (SQLite's
+//! connections, held), `batch.rs` SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals
 //! (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use crate::domain::{
 
 mod accounts;
 mod batch;
+mod connections;
 mod error;
 mod events;
 mod listen;
@@ -38,7 +39,6 @@ mod rows;
 mod sql;
 mod sqlite;
 mod store_impl;
-mod writer;
 
 pub use accounts::{AccountStore, EventsPage, UsersPage};
 pub use error::{StoreError, StoreResult};

@@ -11,11 +11,12 @@ use sqlx::{
 };
 
 use super::{
-    Signals, StoreError, StoreResult, listen,
+    Signals, StoreError, StoreResult,
+    connections::Connections,
+    listen,
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
-    writer::Writer,
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
@@ -48,7 +49,11 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
     // Reads and writes share the pool: PostgreSQL lets writers of different rows work at once.
-    Ok(SqlStore::new(pool.clone(), Writer::Pool(pool), None))
+    Ok(SqlStore::new(
+        Connections::Pool(pool.clone()),
+        Connections::Pool(pool),
+        None,
+    ))
 }
 
 /// How long a pooled connection may sit idle and still be handed out without a ping. A restart

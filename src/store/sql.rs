@@ -11,9 +11,10 @@ use sqlx::{
 };
 
 use super::{
-    Rotation, SessionRecord, Signals, StoreResult, UserRecord, listen, queries as q,
+    Rotation, SessionRecord, Signals, StoreResult, UserRecord,
+    connections::Connections,
+    listen, queries as q,
     rows::{UserRow, revocation_columns},
-    writer::Writer,
 };
 use crate::domain::{
     UnixMs,
@@ -63,13 +64,13 @@ pub(super) struct Revoked<'a> {
     pub expires_at: UnixMs,
 }
 
-/// A store over one driver (`Sqlite` or `Postgres`): reads from a pool, writes through a
-/// [`Writer`].
+/// A store over one driver (`Sqlite` or `Postgres`): reads and writes through [`Connections`].
 pub struct SqlStore<DB: Database> {
-    pub(super) pool: Pool<DB>,
+    /// Every read: on SQLite a few held connections, on PostgreSQL the pool.
+    pub(super) readers: Connections<DB>,
     /// Every write: on SQLite one connection, on which the process's writers take turns in order
-    /// (rather than in SQLite's busy handler, whose sleeps grow to 100 ms); on PostgreSQL `pool`.
-    pub(super) writer: Writer<DB>,
+    /// (rather than in SQLite's busy handler, whose sleeps grow to 100 ms); on PostgreSQL the pool.
+    pub(super) writer: Connections<DB>,
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
@@ -86,14 +87,14 @@ pub(super) trait RotationQueue: Send + Sync {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    /// Wraps a pool and a writer whose database is already migrated.
+    /// Wraps the readers and the writer of a database already migrated.
     pub(super) fn new(
-        pool: Pool<DB>,
-        writer: Writer<DB>,
+        readers: Connections<DB>,
+        writer: Connections<DB>,
         rotations: Option<Box<dyn RotationQueue>>,
     ) -> Self {
         Self {
-            pool,
+            readers,
             writer,
             origin: uuid::Uuid::new_v4().simple().to_string(),
             rotations,
@@ -125,7 +126,7 @@ where
     ) -> StoreResult<Option<UserRecord>> {
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.acquire().await?)
             .await?;
         Ok(row.map(UserRecord::from))
     }

@@ -17,11 +17,14 @@ use sqlx::{
 use super::{
     Mode, StoreError, StoreResult,
     batch::RotationBatches,
+    connections::{Connections, WAIT},
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
-    writer::{WRITER_WAIT, Writer},
 };
+
+/// Connections for reads, each with a thread of its own.
+pub(super) const READERS: usize = 8;
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
     let options = SqliteConnectOptions::from_str(url)
@@ -43,13 +46,13 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
     let created = !file.exists();
     let file = file.to_owned();
     // The writer first: it creates the file. Writers queue for its one connection, in order, for
-    // at most the time a writer would have waited on SQLite's lock (see `writer.rs`); with
+    // at most the time a writer would have waited on SQLite's lock (see `connections.rs`); with
     // connections of their own they would contend in SQLite's busy handler, which sleeps in steps
     // of up to 100 ms, so one long write (a purge round) could stall the rotations behind it for
     // that long. It leaves checkpoints to the task of `batch.rs`.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(WRITER_WAIT)
+        .acquire_timeout(WAIT)
         .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
     if created {
@@ -59,15 +62,15 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .run(&writer)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
-    let writer = Writer::hold(writer);
-    // A connection to a local file cannot go stale as a network one can: no ping before each use,
-    // a hand-off to the connection's thread and back (sqlx still pings one as it goes back).
+    let writer = Connections::hold(writer, 1);
+    // A connection to a local file cannot go stale as a network one can: the readers are held too,
+    // with no ping as each goes back (see `connections.rs`).
     let readers = SqlitePoolOptions::new()
-        .max_connections(8)
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(READERS as u32)
+        .acquire_timeout(WAIT)
         .connect_with(options)
         .await?;
+    let readers = Connections::hold(readers, READERS);
     let rotations = RotationBatches::start(writer.clone(), readers.clone());
     Ok(SqlStore::new(readers, writer, Some(Box::new(rotations))))
 }

@@ -44,7 +44,9 @@ where
     for<'a> Vec<u8>: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
 {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query(q::PING).execute(&self.pool).await?;
+        sqlx::query(q::PING)
+            .execute(&mut *self.readers.acquire().await?)
+            .await?;
         Ok(())
     }
 
@@ -77,7 +79,7 @@ where
     async fn throttle(&self, username: &str) -> StoreResult<Option<throttle::Record>> {
         let row: Option<ThrottleRow> = sqlx::query_as(q::THROTTLE)
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.acquire().await?)
             .await?;
         Ok(row.map(throttle::Record::from))
     }
@@ -122,7 +124,7 @@ where
     async fn find_refresh(&self, hash: &TokenHash) -> StoreResult<Option<FoundRefresh>> {
         let row: Option<RefreshRow> = sqlx::query_as(q::FIND_REFRESH)
             .bind(&hash.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.readers.acquire().await?)
             .await?;
         Ok(row.map(FoundRefresh::from))
     }
@@ -234,14 +236,14 @@ where
         Ok(sqlx::query_as(q::LIVE_SESSIONS)
             .bind(user_id)
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.acquire().await?)
             .await?)
     }
 
     async fn count_live_sessions(&self, now: UnixMs) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(q::COUNT_LIVE_SESSIONS)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.readers.acquire().await?)
             .await?)
     }
 
@@ -249,7 +251,7 @@ where
         let rows: Vec<RevocationRow> = sqlx::query_as(q::REVOCATIONS_AFTER)
             .bind(after)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.readers.acquire().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -258,7 +260,7 @@ where
     }
 
     fn revocation_signals(&self) -> Option<Signals> {
-        DB::listen(&self.pool, &self.origin)
+        DB::listen(self.readers.pool(), &self.origin)
     }
 
     async fn purge(&self, p: &Purge) -> StoreResult<u64> {
@@ -300,6 +302,8 @@ where
     }
 
     async fn keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        Ok(sqlx::query_as(q::KEYS).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(q::KEYS)
+            .fetch_all(&mut *self.readers.acquire().await?)
+            .await?)
     }
 }
