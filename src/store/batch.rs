@@ -122,14 +122,11 @@ async fn checkpoint(readers: Connections<Sqlite>, alive: WeakSender<Job>) {
         if alive.upgrade().is_none() {
             return;
         }
-        let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-        let done = match readers.acquire().await {
-            Ok(mut conn) => checkpoint
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
+        let done: StoreResult<_> = async {
+            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
+            Ok(checkpoint.execute(&mut *readers.acquire().await?).await?)
+        }
+        .await;
         if let Err(e) = done {
             tracing::debug!(error = %e, "WAL checkpoint failed; trying again");
         }

@@ -1,14 +1,14 @@
 //! Persistence behind one trait. The backend is chosen once, from the database URL, by [`connect`];
 //! nothing else knows which one runs. Every method is one atomic step: rotation is a single
-//! compare-and-swap on a session's generation, revocations write their feed events and audit rows in
-//! the same transaction.
+//! compare-and-swap on a session's generation, revocations write their feed events and account
+//! events in the same transaction.
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `open_session.rs` a
 //! login's session, `renumber.rs` statements made parts of one, `sqlite.rs` and `postgres.rs` only
 //! how each backend's pool is opened, `connections.rs` where reads and writes go (SQLite's
-//! connections, held), `batch.rs` SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals
-//! (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
+//! connections, held), `batch.rs` SQLite's group commit of rotations, `listen.rs` PostgreSQL's
+//! change signals (LISTEN/NOTIFY), and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Every statement the store runs, named in one place, so that a test can check each one's plan on
 //! both backends and a reader finds the SQL without reading the Rust around it (one,
-//! `POSTGRES_OPEN_SESSION`, is four of the others joined, its text built once at start). The statements are
-//! portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
+//! `POSTGRES_OPEN_SESSION`, is four of the others joined, its text built once, at its first use).
+//! The statements are portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
 //! PostgreSQL alike, but for the two that take a list of session ids as one JSON array (so that
 //! any number of rows costs one statement), where each database has its own JSON function, and
 //! for PostgreSQL's statements that do the work of several in one (a data-modifying `WITH`): one

@@ -1,8 +1,9 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
 //! lookup, the values of a session's and a refresh token's rows, the writes made inside a caller's
 //! transaction (a rotation, feed events), which commit with it, and a rotation made without one;
-//! the account events written that way are in `events.rs`, a login's session in `open_session.rs`. The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the
-//! little that differs between drivers. Over 300 lines: the shared steps stay beside the bounds
+//! the account events written that way are in `events.rs`, a login's session in `open_session.rs`.
+//! The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the little that differs
+//! between drivers. Over 300 lines: the shared steps stay beside the bounds
 //! they need.
 
 use sqlx::{
