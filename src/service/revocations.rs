@@ -293,7 +293,9 @@ mod tests {
 
     #[tokio::test]
     async fn recent_reads_the_store_only_when_the_last_sync_began_too_long_ago() {
-        let store = crate::store::connect("sqlite::memory:", crate::store::Mode::Create)
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let store = crate::store::connect(&url, crate::store::Mode::Create)
             .await
             .unwrap();
         let c = RevocationCache::default();

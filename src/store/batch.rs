@@ -73,7 +73,7 @@ impl RotationQueue for RotationBatches {
 
 /// The committing task is gone: only while the store is being dropped.
 fn stopped() -> StoreError {
-    StoreError::Unavailable(sqlx::Error::PoolClosed)
+    StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed))
 }
 
 async fn run(writer: Connections<Sqlite>, mut queue: mpsc::Receiver<Job>) {
@@ -100,9 +100,9 @@ async fn run(writer: Connections<Sqlite>, mut queue: mpsc::Receiver<Job>) {
                             "the commit of the rotations batched with this one failed".into(),
                         );
                         if unavailable {
-                            StoreError::Unavailable(cause)
+                            StoreError::Unavailable(Box::new(cause))
                         } else {
-                            StoreError::Other(cause)
+                            StoreError::Other(Box::new(cause))
                         }
                     });
                     let _ = job.answer.send(Err(error));

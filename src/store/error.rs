@@ -8,12 +8,12 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 pub enum StoreError {
     /// The database cannot be reached or is busy past its timeout: safe to retry.
     #[error("store unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Cause),
     /// A unique key is taken (a username, a key id).
     #[error("already exists")]
     Conflict,
     #[error("store failure")]
-    Other(#[source] sqlx::Error),
+    Other(#[source] Cause),
     /// The store could not be set up: `step` names what failed (a bad URL, the data directory, the
     /// migration).
     #[error("{step}")]
@@ -50,13 +50,29 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => return Self::Unavailable(e),
+            | sqlx::Error::Tls(_) => return Self::Unavailable(e.into()),
             _ => None,
         };
         if code.as_deref().is_some_and(transient) {
-            Self::Unavailable(e)
+            Self::Unavailable(e.into())
         } else {
-            Self::Other(e)
+            Self::Other(e.into())
+        }
+    }
+}
+
+/// The same for the SQLite connection a login writes on (see `login_writes.rs`), by the same codes.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+            _ => return Self::Other(e.into()),
+        };
+        match code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Self::Conflict,
+            code if transient(&code.to_string()) => Self::Unavailable(e.into()),
+            _ => Self::Other(e.into()),
         }
     }
 }
@@ -145,5 +161,28 @@ mod tests {
         let gone = StoreError::from(sqlx::Error::PoolTimedOut);
         assert!(matches!(gone, StoreError::Unavailable(_)));
         assert!(gone.source().is_some());
+    }
+
+    /// rusqlite's errors (a login's writes on SQLite) are sorted by the same codes as sqlx's.
+    #[test]
+    fn rusqlite_errors_are_sorted_as_sqlx_errors_are() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        for busy in [5, 6, 261, 517] {
+            let e = StoreError::from(failure(busy));
+            assert!(matches!(e, StoreError::Unavailable(_)), "{busy}: {e:?}");
+            assert!(e.source().is_some());
+        }
+        for taken in [2067, 1555] {
+            assert!(
+                matches!(StoreError::from(failure(taken)), StoreError::Conflict),
+                "{taken}"
+            );
+        }
+        for other in [1, 19, 787, 5386] {
+            let e = StoreError::from(failure(other));
+            assert!(matches!(e, StoreError::Other(_)), "{other}: {e:?}");
+        }
+        let misuse = StoreError::from(rusqlite::Error::InvalidParameterCount(2, 1));
+        assert!(matches!(misuse, StoreError::Other(_)));
     }
 }

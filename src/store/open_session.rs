@@ -3,14 +3,15 @@
 //! held the lock before), the attempt counted against the name cleared, the least recently used
 //! sessions beyond the cap revoked, the session and its first refresh token written, then the feed
 //! and account events of it all. On PostgreSQL the four writes after the lock are one statement
-//! (`queries::POSTGRES_OPEN_SESSION`), on SQLite four. The bounds are those of `sql.rs` (see
-//! `store_impl.rs` why they are written again).
+//! (`queries::POSTGRES_OPEN_SESSION`); SQLite makes the same writes, statement by statement, in
+//! `login_writes.rs`. The bounds are those of `sql.rs` (see `store_impl.rs` why they are written
+//! again).
 
 use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::{
-    NewSession, StoreResult, queries as q,
-    sql::{Backend, Bound, Revoked, SqlStore},
+    NewSession, StoreError, StoreResult, queries as q,
+    sql::{Backend, Revoked, SqlStore},
 };
 use crate::domain::{event::EventKind, revocation::Revocation};
 
@@ -33,6 +34,15 @@ where
         &self,
         new: &NewSession<'_>,
     ) -> StoreResult<Option<Vec<Revocation>>> {
+        if let Some(login) = &self.login {
+            return login.open_session(new).await;
+        }
+        // Each backend has one of the two ways: SQLite the first, PostgreSQL this one.
+        let Some(sql) = DB::open_session_in_one() else {
+            return Err(StoreError::Other(
+                "no way to open a session on this backend".into(),
+            ));
+        };
         let s = new.session;
         let mut conn = self.writer.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -47,36 +57,17 @@ where
         }
         // Under the user's row lock: concurrent logins of the user take their turns, so the cap
         // holds exactly.
+        // The four parts' values in turn: the throttle's name, the cap's, the session's, its token's.
         let keep = i64::from(new.max_live_sessions.saturating_sub(1));
-        let clear = |query: Bound<DB>| query.bind(new.username);
-        let evict = |query: Bound<DB>| {
-            query
-                .bind(s.created_at)
-                .bind(&s.user_id)
-                .bind(i64::from(new.max_live_sessions))
-                .bind(keep)
-        };
-        let session = |query| Self::session_values(query, s);
-        let token =
-            |query| Self::token_values(query, new.token_hash, &s.id, s.generation, s.created_at);
-        let evicted = if let Some(sql) = DB::open_session_in_one() {
-            let opened = token(session(evict(clear(sqlx::query(sql)))));
-            opened.fetch_all(&mut *tx).await?
-        } else {
-            clear(sqlx::query(q::CLEAR_THROTTLE))
-                .execute(&mut *tx)
-                .await?;
-            let evicted = evict(sqlx::query(q::EVICT_SESSIONS))
-                .fetch_all(&mut *tx)
-                .await?;
-            session(sqlx::query(q::INSERT_SESSION))
-                .execute(&mut *tx)
-                .await?;
-            token(sqlx::query(q::INSERT_TOKEN))
-                .execute(&mut *tx)
-                .await?;
-            evicted
-        };
+        let parts = sqlx::query(sql)
+            .bind(new.username)
+            .bind(s.created_at)
+            .bind(&s.user_id)
+            .bind(i64::from(new.max_live_sessions))
+            .bind(keep);
+        let parts = Self::session_values(parts, s);
+        let opened = Self::token_values(parts, new.token_hash, &s.id, s.generation, s.created_at);
+        let evicted = opened.fetch_all(&mut *tx).await?;
         let evicted = evicted
             .iter()
             .map(|row| row.try_get(0))

@@ -53,6 +53,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         Connections::Pool(pool.clone()),
         Connections::Pool(pool),
         None,
+        None,
     ))
 }
 

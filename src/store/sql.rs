@@ -3,8 +3,7 @@
 //! transaction (a rotation, feed events), which commit with it, and a rotation made without one;
 //! the account events written that way are in `events.rs`, a login's session in `open_session.rs`.
 //! The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the little that differs
-//! between drivers. Over 300 lines: the shared steps stay beside the bounds
-//! they need.
+//! between drivers. Over 300 lines: the shared steps stay beside the bounds they need.
 
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
@@ -14,7 +13,9 @@ use sqlx::{
 use super::{
     Rotation, SessionRecord, Signals, StoreResult, UserRecord,
     connections::Connections,
-    listen, queries as q,
+    listen,
+    login_writes::LoginWrites,
+    queries as q,
     rows::{UserRow, revocation_columns},
 };
 use crate::domain::{
@@ -78,6 +79,9 @@ pub struct SqlStore<DB: Database> {
     /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each on its
     /// own (see `rotate_without_transaction`).
     pub(super) rotations: Option<Box<dyn RotationQueue>>,
+    /// Where a login's writes go (SQLite, see `login_writes.rs`); `None`: the writer, the session
+    /// in one statement (`Backend::open_session_in_one`).
+    pub(super) login: Option<Box<dyn LoginWrites>>,
 }
 
 /// Takes rotations and makes them in transactions of its own choosing (see `batch.rs`).
@@ -93,12 +97,14 @@ impl<DB: Database> SqlStore<DB> {
         readers: Connections<DB>,
         writer: Connections<DB>,
         rotations: Option<Box<dyn RotationQueue>>,
+        login: Option<Box<dyn LoginWrites>>,
     ) -> Self {
         Self {
             readers,
             writer,
             origin: uuid::Uuid::new_v4().simple().to_string(),
             rotations,
+            login,
         }
     }
 }

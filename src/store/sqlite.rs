@@ -1,8 +1,10 @@
 //! The embedded default: one SQLite file in WAL mode. SQLite has one writer at a time: within the
-//! process every write goes through one connection, whose callers take turns in order; between
-//! processes they wait on SQLite's lock (a busy timeout), so several may share the file: the CLI
-//! beside a running server, or two servers on one machine. `synchronous = FULL`: an acknowledged
-//! write survives power loss. Rotations that arrive together share one commit (see `batch.rs`).
+//! process writers take turns in order on one connection (a login's on a second, in the same
+//! turns); between processes they wait on SQLite's lock (a busy timeout), so several may share the
+//! file: the CLI beside a running server, or two servers on one machine. `synchronous = FULL`: an
+//! acknowledged write survives power loss. Rotations that arrive together share one commit (see
+//! `batch.rs`); a login's writes are made through rusqlite, each in one hand-off
+//! (`login_writes.rs`).
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -18,6 +20,7 @@ use super::{
     Mode, StoreError, StoreResult,
     batch::RotationBatches,
     connections::{Connections, WAIT},
+    login_writes::SqliteLoginWrites,
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
@@ -25,6 +28,8 @@ use super::{
 
 /// Connections for reads, each with a thread of its own.
 pub(super) const READERS: usize = 8;
+/// How long a write waits for another process's (SQLite's busy handler).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlite>> {
     let options = SqliteConnectOptions::from_str(url)
@@ -33,7 +38,7 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(BUSY_TIMEOUT);
     let file = options.get_filename();
     if mode == Mode::Existing && !file.exists() {
         return Err(StoreError::Missing(file.to_owned()));
@@ -72,7 +77,13 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .await?;
     let readers = Connections::hold(readers, READERS);
     let rotations = RotationBatches::start(writer.clone(), readers.clone());
-    Ok(SqlStore::new(readers, writer, Some(Box::new(rotations))))
+    let login = SqliteLoginWrites::open(&file, writer.clone(), BUSY_TIMEOUT)?;
+    Ok(SqlStore::new(
+        readers,
+        writer,
+        Some(Box::new(rotations)),
+        Some(Box::new(login)),
+    ))
 }
 
 /// Makes a database file just created, and its WAL and shared-memory files, private to their owner

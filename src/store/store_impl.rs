@@ -90,6 +90,9 @@ where
         expected: Option<&throttle::Record>,
         r: &throttle::Record,
     ) -> StoreResult<bool> {
+        if let Some(login) = &self.login {
+            return login.swap_throttle(username, expected, r).await;
+        }
         let sql = if expected.is_some() {
             q::SWAP_THROTTLE
         } else {

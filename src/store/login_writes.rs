@@ -1,0 +1,334 @@
+//! A login's two writes on SQLite, the attempt counted before the password check and the session
+//! opened after it, each made in one hand-off: a blocking thread runs the whole transaction on a
+//! connection of rusqlite's to the same file, in the writer's turn (see `connections.rs`). Through
+//! sqlx every statement is a hand-off to the connection's thread and back, about a dozen per
+//! session opened; and both writes go through this one connection, so its page cache stays warm
+//! (SQLite drops a connection's cache whenever another connection has written since its last
+//! transaction). With a trivial hash this cut the server's CPU per login outside the hash by
+//! 11-13 % (BENCHMARKS.md). PostgreSQL opens a session in one statement already
+//! (`open_session.rs`) and counts an attempt as every other write.
+//!
+//! The statements are those of `queries.rs`, run in the order `open_session.rs`, `sql.rs` and
+//! `events.rs` run them through sqlx; the other writes stay on sqlx's writer connection.
+//!
+//! A caller that goes away while its transaction runs does not stop it: the turn is released once
+//! it has committed or rolled back.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use sqlx::Sqlite;
+
+use super::{
+    NewSession, SessionRecord, StoreError, StoreResult,
+    connections::{Checkout, Connections},
+    queries as q,
+    sqlite_statements::{column, execute, take_seqs},
+};
+use crate::domain::{
+    UnixMs,
+    event::{EventKind, NewEvent},
+    revocation::{Revocation, RevocationTarget},
+    throttle,
+};
+
+/// Makes a login's writes apart from the store's writer ([`SqliteLoginWrites`] on SQLite).
+#[async_trait::async_trait]
+pub(super) trait LoginWrites: Send + Sync {
+    /// `Store::swap_throttle`.
+    async fn swap_throttle(
+        &self,
+        username: &str,
+        expected: Option<&throttle::Record>,
+        r: &throttle::Record,
+    ) -> StoreResult<bool>;
+
+    /// `Store::create_session`.
+    async fn open_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>>;
+}
+
+/// The connection the login's writes are made on, and the writer whose turns they take.
+pub(super) struct SqliteLoginWrites {
+    conn: Arc<Mutex<Connection>>,
+    writer: Connections<Sqlite>,
+}
+
+impl SqliteLoginWrites {
+    /// Opens `file` (already created and migrated) as the writer's connection is opened: full
+    /// durability, foreign keys, the same `busy_timeout`, and no checkpoints of its own.
+    pub(super) fn open(
+        file: &Path,
+        writer: Connections<Sqlite>,
+        busy_timeout: Duration,
+    ) -> StoreResult<Self> {
+        let conn = Connection::open_with_flags(
+            file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::open("opening the login writes' connection", e))?;
+        conn.busy_timeout(busy_timeout)
+            .and_then(|()| {
+                conn.execute_batch(
+                    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                     PRAGMA wal_autocheckpoint = 0;",
+                )
+            })
+            .map_err(|e| StoreError::open("setting up the login writes' connection", e))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            writer,
+        })
+    }
+
+    /// Runs `work` in a transaction on a blocking thread, in the writer's turn, which is held
+    /// until it has committed or rolled back.
+    async fn in_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<Option<T>> + Send + 'static,
+    ) -> StoreResult<Option<T>> {
+        let turn: Checkout<Sqlite> = self.writer.acquire().await?;
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            // Poisoned only by a panic inside `work`, whose transaction rolled back as it unwound.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let done = work(&tx)?;
+            if done.is_some() {
+                tx.commit()?;
+            }
+            Ok(done)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.into()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginWrites for SqliteLoginWrites {
+    async fn swap_throttle(
+        &self,
+        username: &str,
+        expected: Option<&throttle::Record>,
+        r: &throttle::Record,
+    ) -> StoreResult<bool> {
+        let (username, expected, r) = (username.to_owned(), expected.copied(), *r);
+        let swapped = self.in_turn(move |tx| {
+            let new = columns(&r);
+            let changed = if let Some(old) = expected {
+                let old = columns(&old);
+                let values: [&dyn ToSql; 9] = [
+                    &new[0], &new[1], &new[2], &new[3], &username, &old[0], &old[1], &old[2],
+                    &old[3],
+                ];
+                execute(tx, q::SWAP_THROTTLE, &values)?
+            } else {
+                let values: [&dyn ToSql; 5] = [&new[0], &new[1], &new[2], &new[3], &username];
+                execute(tx, q::INSERT_THROTTLE, &values)?
+            };
+            Ok(Some(changed == 1))
+        });
+        Ok(swapped.await? == Some(true))
+    }
+
+    async fn open_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
+        let opening = Opening::from(new);
+        self.in_turn(move |tx| opening.write(tx)).await
+    }
+}
+
+/// A throttle record's columns, as `INSERT_THROTTLE` and `SWAP_THROTTLE` take them.
+fn columns(r: &throttle::Record) -> [i64; 4] {
+    [
+        i64::from(r.failures),
+        r.window_started_at,
+        r.locked_until,
+        i64::from(r.lockouts),
+    ]
+}
+
+/// What a login's session writes, owned, for the blocking thread.
+struct Opening {
+    session: SessionRecord,
+    token_hash: Vec<u8>,
+    username: String,
+    checked_hash: String,
+    rehashed: Option<String>,
+    max_live_sessions: u32,
+    events_expire_at: UnixMs,
+    event: NewEvent,
+}
+
+impl From<&NewSession<'_>> for Opening {
+    fn from(new: &NewSession<'_>) -> Self {
+        Self {
+            session: new.session.clone(),
+            token_hash: new.token_hash.0.clone(),
+            username: new.username.to_owned(),
+            checked_hash: new.checked_hash.to_owned(),
+            rehashed: new.rehashed.map(str::to_owned),
+            max_live_sessions: new.max_live_sessions,
+            events_expire_at: new.events_expire_at,
+            event: new.event.clone(),
+        }
+    }
+}
+
+impl Opening {
+    /// `open_session.rs`'s statements, in its order; `None` when the user is no longer as the
+    /// login found it (nothing is then written).
+    fn write(&self, tx: &Connection) -> StoreResult<Option<Vec<Revocation>>> {
+        let s = &self.session;
+        let rehashed = self.rehashed.as_ref().unwrap_or(&self.checked_hash);
+        let lock: [&dyn ToSql; 3] = [&s.user_id, &self.checked_hash, rehashed];
+        if execute(tx, q::LOCK_USER_AS_CHECKED, &lock)? != 1 {
+            return Ok(None);
+        }
+        let clear: [&dyn ToSql; 1] = [&self.username];
+        execute(tx, q::CLEAR_THROTTLE, &clear)?;
+        let cap = i64::from(self.max_live_sessions);
+        let keep = i64::from(self.max_live_sessions.saturating_sub(1));
+        let evict: [&dyn ToSql; 4] = [&s.created_at, &s.user_id, &cap, &keep];
+        let evicted: Vec<String> = column(tx, q::EVICT_SESSIONS, &evict)?;
+        let session: [&dyn ToSql; 12] = [
+            &s.id,
+            &s.user_id,
+            &s.client_id,
+            &s.device,
+            &s.ip,
+            &s.scope,
+            &s.created_at,
+            &s.last_used_at,
+            &s.idle_expires_at,
+            &s.absolute_expires_at,
+            &s.generation,
+            &s.sealed_token,
+        ];
+        execute(tx, q::INSERT_SESSION, &session)?;
+        let token: [&dyn ToSql; 4] = [&self.token_hash, &s.id, &s.generation, &s.created_at];
+        execute(tx, q::INSERT_TOKEN, &token)?;
+        let revocations = self.evicted(tx, &evicted)?;
+        let e = &self.event;
+        let o = &e.origin;
+        let seq = take_seqs(tx, q::TAKE_EVENT_SEQS, 1)?;
+        let event: [&dyn ToSql; 10] = [
+            &seq,
+            &s.created_at,
+            &e.user_id,
+            &e.kind.as_str(),
+            &o.session_id,
+            &o.ip,
+            &o.device,
+            &o.client_id,
+            &e.new_device_since,
+            &e.detail,
+        ];
+        execute(tx, q::INSERT_EVENT, &event)?;
+        Ok(Some(revocations))
+    }
+
+    /// The feed events and the account events of the sessions the cap revoked, each a run of
+    /// numbers taken at once (`sql.rs`'s `record_revoked`, `events.rs`'s `record_session_events`).
+    fn evicted(&self, tx: &Connection, ids: &[String]) -> StoreResult<Vec<Revocation>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = &self.session;
+        let json = serde_json::to_string(ids).map_err(|e| StoreError::Other(e.into()))?;
+        let first = take_seqs(tx, q::TAKE_SEQS, ids.len())?;
+        let feed: [&dyn ToSql; 4] = [&first, &self.events_expire_at, &s.created_at, &json];
+        execute(tx, q::SQLITE_INSERT_SESSION_EVENTS, &feed)?;
+        let first_event = take_seqs(tx, q::TAKE_EVENT_SEQS, ids.len())?;
+        let o = &self.event.origin;
+        let events: [&dyn ToSql; 8] = [
+            &first_event,
+            &s.created_at,
+            &s.user_id,
+            &EventKind::SessionEvicted.as_str(),
+            &o.ip,
+            &o.device,
+            &o.client_id,
+            &json,
+        ];
+        execute(tx, q::SQLITE_INSERT_SESSION_ACCOUNT_EVENTS, &events)?;
+        Ok((first..)
+            .zip(ids)
+            .map(|(seq, id)| Revocation {
+                seq,
+                target: RevocationTarget::Session(id.clone()),
+                expires_at: self.events_expire_at,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rusqlite::Connection;
+
+    use crate::{
+        domain::throttle,
+        store::{Mode, Store, StoreError, sql::SqlStore, sqlite},
+    };
+
+    async fn store() -> (tempfile::TempDir, SqlStore<sqlx::Sqlite>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let store = sqlite::connect(&url, Mode::Create).await.unwrap();
+        (dir, store)
+    }
+
+    const COUNTED: throttle::Record = throttle::Record {
+        failures: 1,
+        window_started_at: 1_000,
+        locked_until: 0,
+        lockouts: 0,
+    };
+
+    /// A login's write takes the writer's turn: while another write of the process holds it, the
+    /// attempt waits, and is counted once the turn is free. On tokio's paused clock, which does not
+    /// move while a blocking task runs: a write made without the turn finishes first.
+    #[tokio::test]
+    async fn a_login_write_waits_for_the_writers_turn() {
+        let (_dir, store) = store().await;
+        let login = store.login.as_deref().unwrap();
+        let held = store.writer.acquire().await.unwrap();
+        let counting = login.swap_throttle("alice", None, &COUNTED);
+        tokio::pin!(counting);
+        tokio::time::pause();
+        let early = tokio::time::timeout(Duration::from_secs(1), &mut counting).await;
+        assert!(early.is_err(), "written while another write held the turn");
+        tokio::time::resume();
+        drop(held);
+        assert!(counting.await.unwrap());
+        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
+    }
+
+    /// Another process holding SQLite's write lock past the busy timeout makes a login's write
+    /// fail as unavailable (a retry may succeed), having written nothing; once the lock is gone the
+    /// same write goes in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_lock_held_elsewhere_past_the_timeout_is_unavailable() {
+        let (dir, store) = store().await;
+        let login = store.login.as_deref().unwrap();
+        let other = Connection::open(dir.path().join("latchkey.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        let refused = login.swap_throttle("alice", None, &COUNTED).await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(4), "gave up early");
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(store.throttle("alice").await.unwrap(), None);
+        assert!(login.swap_throttle("alice", None, &COUNTED).await.unwrap());
+        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
+    }
+}
