@@ -2,14 +2,15 @@
 //! opened after it, each made in one hand-off: a blocking thread runs the whole transaction on a
 //! connection of rusqlite's to the same file, in the writer's turn (see `connections.rs`). Through
 //! sqlx every statement is a hand-off to the connection's thread and back, about a dozen per
-//! session opened; and both writes go through this one connection, so its page cache stays warm
-//! (SQLite drops a connection's cache whenever another connection has written since its last
-//! transaction). With a trivial hash this cut the server's CPU per login outside the hash by
-//! 11-13 % (BENCHMARKS.md). PostgreSQL opens a session in one statement already
-//! (`open_session.rs`) and counts an attempt as every other write.
+//! session opened; and both writes go through this one connection, so that from one login to the
+//! next its page cache stays warm while nothing else writes (SQLite drops a connection's cache
+//! whenever another connection has written since its last transaction: a rotation between two
+//! logins costs each connection a re-read of its pages). With a trivial hash this cut the server's
+//! CPU per login outside the hash by 11-13 % (BENCHMARKS.md). PostgreSQL opens a session in one
+//! statement already (`open_session.rs`) and counts an attempt as every other write.
 //!
-//! The statements are those of `queries.rs`, run in the order `open_session.rs`, `sql.rs` and
-//! `events.rs` run them through sqlx; the other writes stay on sqlx's writer connection.
+//! The statements are those of `queries.rs` (the session's in `sqlite_open_session.rs`); the other
+//! writes stay on sqlx's writer connection.
 //!
 //! A caller that goes away while its transaction runs does not stop it: the turn is released once
 //! it has committed or rolled back.
@@ -24,17 +25,13 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use sqlx::Sqlite;
 
 use super::{
-    NewSession, SessionRecord, StoreError, StoreResult,
+    NewSession, StoreError, StoreResult,
     connections::{Checkout, Connections},
     queries as q,
-    sqlite_statements::{column, execute, take_seqs},
+    sqlite_open_session::Opening,
+    sqlite_statements::execute,
 };
-use crate::domain::{
-    UnixMs,
-    event::{EventKind, NewEvent},
-    revocation::{Revocation, RevocationTarget},
-    throttle,
-};
+use crate::domain::{revocation::Revocation, throttle};
 
 /// Makes a login's writes apart from the store's writer ([`SqliteLoginWrites`] on SQLite).
 #[async_trait::async_trait]
@@ -96,6 +93,11 @@ impl SqliteLoginWrites {
             let _turn = turn;
             // Poisoned only by a panic inside `work`, whose transaction rolled back as it unwound.
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            // A transaction still open (its rollback failed as it was dropped) is ended first: the
+            // next `BEGIN` would fail, and SQLite's write lock stay held.
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK")?;
+            }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let done = work(&tx)?;
             if done.is_some() {
@@ -151,127 +153,15 @@ fn columns(r: &throttle::Record) -> [i64; 4] {
     ]
 }
 
-/// What a login's session writes, owned, for the blocking thread.
-struct Opening {
-    session: SessionRecord,
-    token_hash: Vec<u8>,
-    username: String,
-    checked_hash: String,
-    rehashed: Option<String>,
-    max_live_sessions: u32,
-    events_expire_at: UnixMs,
-    event: NewEvent,
-}
-
-impl From<&NewSession<'_>> for Opening {
-    fn from(new: &NewSession<'_>) -> Self {
-        Self {
-            session: new.session.clone(),
-            token_hash: new.token_hash.0.clone(),
-            username: new.username.to_owned(),
-            checked_hash: new.checked_hash.to_owned(),
-            rehashed: new.rehashed.map(str::to_owned),
-            max_live_sessions: new.max_live_sessions,
-            events_expire_at: new.events_expire_at,
-            event: new.event.clone(),
-        }
-    }
-}
-
-impl Opening {
-    /// `open_session.rs`'s statements, in its order; `None` when the user is no longer as the
-    /// login found it (nothing is then written).
-    fn write(&self, tx: &Connection) -> StoreResult<Option<Vec<Revocation>>> {
-        let s = &self.session;
-        let rehashed = self.rehashed.as_ref().unwrap_or(&self.checked_hash);
-        let lock: [&dyn ToSql; 3] = [&s.user_id, &self.checked_hash, rehashed];
-        if execute(tx, q::LOCK_USER_AS_CHECKED, &lock)? != 1 {
-            return Ok(None);
-        }
-        let clear: [&dyn ToSql; 1] = [&self.username];
-        execute(tx, q::CLEAR_THROTTLE, &clear)?;
-        let cap = i64::from(self.max_live_sessions);
-        let keep = i64::from(self.max_live_sessions.saturating_sub(1));
-        let evict: [&dyn ToSql; 4] = [&s.created_at, &s.user_id, &cap, &keep];
-        let evicted: Vec<String> = column(tx, q::EVICT_SESSIONS, &evict)?;
-        let session: [&dyn ToSql; 12] = [
-            &s.id,
-            &s.user_id,
-            &s.client_id,
-            &s.device,
-            &s.ip,
-            &s.scope,
-            &s.created_at,
-            &s.last_used_at,
-            &s.idle_expires_at,
-            &s.absolute_expires_at,
-            &s.generation,
-            &s.sealed_token,
-        ];
-        execute(tx, q::INSERT_SESSION, &session)?;
-        let token: [&dyn ToSql; 4] = [&self.token_hash, &s.id, &s.generation, &s.created_at];
-        execute(tx, q::INSERT_TOKEN, &token)?;
-        let revocations = self.evicted(tx, &evicted)?;
-        let e = &self.event;
-        let o = &e.origin;
-        let seq = take_seqs(tx, q::TAKE_EVENT_SEQS, 1)?;
-        let event: [&dyn ToSql; 10] = [
-            &seq,
-            &s.created_at,
-            &e.user_id,
-            &e.kind.as_str(),
-            &o.session_id,
-            &o.ip,
-            &o.device,
-            &o.client_id,
-            &e.new_device_since,
-            &e.detail,
-        ];
-        execute(tx, q::INSERT_EVENT, &event)?;
-        Ok(Some(revocations))
-    }
-
-    /// The feed events and the account events of the sessions the cap revoked, each a run of
-    /// numbers taken at once (`sql.rs`'s `record_revoked`, `events.rs`'s `record_session_events`).
-    fn evicted(&self, tx: &Connection, ids: &[String]) -> StoreResult<Vec<Revocation>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let s = &self.session;
-        let json = serde_json::to_string(ids).map_err(|e| StoreError::Other(e.into()))?;
-        let first = take_seqs(tx, q::TAKE_SEQS, ids.len())?;
-        let feed: [&dyn ToSql; 4] = [&first, &self.events_expire_at, &s.created_at, &json];
-        execute(tx, q::SQLITE_INSERT_SESSION_EVENTS, &feed)?;
-        let first_event = take_seqs(tx, q::TAKE_EVENT_SEQS, ids.len())?;
-        let o = &self.event.origin;
-        let events: [&dyn ToSql; 8] = [
-            &first_event,
-            &s.created_at,
-            &s.user_id,
-            &EventKind::SessionEvicted.as_str(),
-            &o.ip,
-            &o.device,
-            &o.client_id,
-            &json,
-        ];
-        execute(tx, q::SQLITE_INSERT_SESSION_ACCOUNT_EVENTS, &events)?;
-        Ok((first..)
-            .zip(ids)
-            .map(|(seq, id)| Revocation {
-                seq,
-                target: RevocationTarget::Session(id.clone()),
-                expires_at: self.events_expire_at,
-            })
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
+    use std::error::Error;
+
     use rusqlite::Connection;
 
+    use super::{LoginWrites, SqliteLoginWrites};
     use crate::{
         domain::throttle,
         store::{Mode, Store, StoreError, sql::SqlStore, sqlite},
@@ -283,6 +173,8 @@ mod tests {
         let store = sqlite::connect(&url, Mode::Create).await.unwrap();
         (dir, store)
     }
+
+    const BUSY: Duration = Duration::from_secs(5);
 
     const COUNTED: throttle::Record = throttle::Record {
         failures: 1,
@@ -308,6 +200,32 @@ mod tests {
         drop(held);
         assert!(counting.await.unwrap());
         assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
+    }
+
+    /// A transaction left open on the connection (a rollback that failed) is ended before the next
+    /// write, which then commits as usual.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_left_open_is_ended_before_the_next_write() {
+        let (dir, store) = store().await;
+        let file = dir.path().join("latchkey.db");
+        let writes = SqliteLoginWrites::open(&file, store.writer.clone(), BUSY).unwrap();
+        writes.conn.lock().unwrap().execute_batch("BEGIN").unwrap();
+        assert!(writes.swap_throttle("alice", None, &COUNTED).await.unwrap());
+        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
+    }
+
+    /// The login's writes open the database again by its file: an in-memory one is refused at
+    /// start, with a message that says what to use instead.
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_a_clear_error() {
+        let Err(refused) = sqlite::connect("sqlite::memory:", Mode::Create).await else {
+            panic!("an in-memory database was opened");
+        };
+        let shown = format!("{refused}: {}", refused.source().unwrap());
+        assert!(
+            shown.contains("in-memory") && shown.contains("sqlite://"),
+            "{shown}"
+        );
     }
 
     /// Another process holding SQLite's write lock past the busy timeout makes a login's write

@@ -5,8 +5,8 @@
 //!
 //! Where things are: `queries.rs` holds every statement, `rows.rs` the row mappings, `sql.rs` and
 //! `store_impl.rs` the one generic implementation over sqlx (`SqlStore<DB>`), `open_session.rs` a
-//! login's session, `login_writes.rs` a login's writes on SQLite (through rusqlite, its statements
-//! run by `sqlite_statements.rs`), `renumber.rs`
+//! login's session, `login_writes.rs` a login's writes on SQLite (through rusqlite: the session's
+//! in `sqlite_open_session.rs`, its statements run by `sqlite_statements.rs`), `renumber.rs`
 //! statements made parts of one, `sqlite.rs` and `postgres.rs` only how each backend's pool is
 //! opened, `connections.rs` where reads and writes go (SQLite's connections, held), `batch.rs`
 //! SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals (LISTEN/NOTIFY),
@@ -41,6 +41,7 @@ mod renumber;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_open_session;
 mod sqlite_statements;
 mod store_impl;
 

@@ -21,6 +21,8 @@ macro_rules! session_columns {
 }
 
 pub const PING: &str = "SELECT 1";
+/// SQLite only: the file the database is in; empty for one in memory.
+pub const SQLITE_DATABASE_FILE: &str = "SELECT file FROM pragma_database_list WHERE name = 'main'";
 
 pub const CREATE_USER: &str = "INSERT INTO users \
      (id, username, password_hash, scopes, disabled, not_before, created_at) \
@@ -299,10 +301,11 @@ pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
-/// primary keys'), nor do those that insert from a JSON array, `PING` and `NOTIFY_REVOCATIONS`
-/// read no table, and `KEYS` reads the whole (small) key table on purpose.
+/// primary keys'), nor do those that insert from a JSON array, `PING`, `SQLITE_DATABASE_FILE` and
+/// `NOTIFY_REVOCATIONS` read no table, and `KEYS` reads the whole (small) key table on purpose.
 pub const NOT_LOOKUPS: &[&str] = &[
     PING,
+    SQLITE_DATABASE_FILE,
     CREATE_USER,
     INSERT_THROTTLE,
     INSERT_SESSION,

@@ -60,6 +60,17 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .acquire_timeout(WAIT)
         .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
+    // A login's writes open the database again, by the file SQLite names (`login_writes.rs`): one
+    // in memory has none, and would not be shared with them.
+    let path: String = sqlx::query_scalar(q::SQLITE_DATABASE_FILE)
+        .fetch_one(&writer)
+        .await?;
+    if path.is_empty() {
+        return Err(StoreError::open(
+            "an in-memory SQLite database cannot be latchkey's store",
+            "give a file: sqlite:///path/to/latchkey.db",
+        ));
+    }
     if created {
         restrict(&file)?;
     }
@@ -77,7 +88,7 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .await?;
     let readers = Connections::hold(readers, READERS);
     let rotations = RotationBatches::start(writer.clone(), readers.clone());
-    let login = SqliteLoginWrites::open(&file, writer.clone(), BUSY_TIMEOUT)?;
+    let login = SqliteLoginWrites::open(Path::new(&path), writer.clone(), BUSY_TIMEOUT)?;
     Ok(SqlStore::new(
         readers,
         writer,
