@@ -115,6 +115,23 @@ impl TryFrom<RevocationRow> for Revocation {
     }
 }
 
+/// The feed events written for sessions `ids` by one insert from a JSON array, numbered from
+/// `first_seq` in the array's order (`INSERT_SESSION_EVENTS` on either driver).
+pub(super) fn session_revocations(
+    first_seq: i64,
+    ids: &[String],
+    expires_at: UnixMs,
+) -> Vec<Revocation> {
+    (first_seq..)
+        .zip(ids)
+        .map(|(seq, id)| Revocation {
+            seq,
+            target: RevocationTarget::Session(id.clone()),
+            expires_at,
+        })
+        .collect()
+}
+
 /// How a feed event is stored: its kind, its target and, for a user, the cutoff.
 pub(super) fn revocation_columns(
     target: &RevocationTarget,

@@ -16,7 +16,7 @@ use super::{
     listen,
     login_writes::LoginWrites,
     queries as q,
-    rows::{UserRow, revocation_columns},
+    rows::{UserRow, revocation_columns, session_revocations},
 };
 use crate::domain::{
     UnixMs,
@@ -326,14 +326,11 @@ where
             .bind(ids.as_str())
             .execute(&mut **tx)
             .await?;
-        Ok((first_seq..)
-            .zip(revoked.ids)
-            .map(|(seq, id)| Revocation {
-                seq,
-                target: RevocationTarget::Session(id.clone()),
-                expires_at: revoked.expires_at,
-            })
-            .collect())
+        Ok(session_revocations(
+            first_seq,
+            revoked.ids,
+            revoked.expires_at,
+        ))
     }
 
     /// Announces, at commit, that revocations up to `seq` were written (where the backend can).

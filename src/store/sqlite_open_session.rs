@@ -6,12 +6,13 @@ use rusqlite::{Connection, ToSql};
 
 use super::{
     NewSession, SessionRecord, StoreError, StoreResult, queries as q,
+    rows::session_revocations,
     sqlite_statements::{column, execute, take_seqs},
 };
 use crate::domain::{
     UnixMs,
     event::{EventKind, NewEvent},
-    revocation::{Revocation, RevocationTarget},
+    revocation::Revocation,
 };
 
 /// What a login's session writes, owned, for the blocking thread.
@@ -118,13 +119,6 @@ impl Opening {
             &json,
         ];
         execute(tx, q::SQLITE_INSERT_SESSION_ACCOUNT_EVENTS, &events)?;
-        Ok((first..)
-            .zip(ids)
-            .map(|(seq, id)| Revocation {
-                seq,
-                target: RevocationTarget::Session(id.clone()),
-                expires_at: self.events_expire_at,
-            })
-            .collect())
+        Ok(session_revocations(first, ids, self.events_expire_at))
     }
 }
