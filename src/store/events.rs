@@ -9,10 +9,7 @@ use super::{
     StoreResult, queries as q,
     sql::{Backend, SqlStore},
 };
-use crate::domain::{
-    UnixMs,
-    event::{EventKind, NewEvent, Origin},
-};
+use crate::domain::{UnixMs, event::NewEvent};
 
 impl<DB> SqlStore<DB>
 where
@@ -48,36 +45,6 @@ where
             .bind(&o.client_id)
             .bind(event.new_device_since)
             .bind(&event.detail)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
-
-    /// One event of `kind` for each session of `session_ids` (all the user's): one statement
-    /// whatever their number.
-    pub(super) async fn record_session_events(
-        tx: &mut Transaction<'_, DB>,
-        user_id: &str,
-        kind: EventKind,
-        origin: &Origin,
-        session_ids: &[String],
-        now: UnixMs,
-    ) -> StoreResult<()> {
-        if session_ids.is_empty() {
-            return Ok(());
-        }
-        let first = Self::take_seqs(tx, q::TAKE_EVENT_SEQS, session_ids.len()).await?;
-        let ids =
-            serde_json::to_string(session_ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(DB::INSERT_SESSION_ACCOUNT_EVENTS)
-            .bind(first)
-            .bind(now)
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(&origin.ip)
-            .bind(&origin.device)
-            .bind(&origin.client_id)
-            .bind(ids.as_str())
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -27,7 +27,13 @@ const QUEUE: usize = 64;
 
 /// What `NOTIFY_REVOCATIONS` sends: who wrote, and the last number written.
 pub(super) fn payload(origin: &str, seq: i64) -> String {
-    format!("{origin}:{seq}")
+    format!("{}{seq}", payload_prefix(origin))
+}
+
+/// What comes before the number in a payload of `origin`'s (a statement that knows the number only
+/// as it runs appends it; see `postgres_open_session.rs`).
+pub(super) fn payload_prefix(origin: &str) -> String {
+    format!("{origin}:")
 }
 
 /// What a notification says to the process `origin`: nothing when that process wrote it.

@@ -36,6 +36,7 @@ mod login_writes;
 mod migrate;
 mod open_session;
 mod postgres;
+mod postgres_open_session;
 pub mod queries;
 mod renumber;
 mod rows;

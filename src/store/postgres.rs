@@ -11,12 +11,12 @@ use sqlx::{
 };
 
 use super::{
-    Signals, StoreError, StoreResult,
+    NewSession, Signals, StoreError, StoreResult,
     connections::Connections,
     listen,
     migrate::migrator,
-    queries as q,
-    sql::{Backend, SqlStore},
+    postgres_open_session, queries as q,
+    sql::{Backend, Bound, SqlStore},
 };
 
 pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
@@ -48,6 +48,7 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::open("migration failed", e))?;
+    postgres_open_session::install(&pool).await?;
     // Reads and writes share the pool: PostgreSQL lets writers of different rows work at once.
     Ok(SqlStore::new(
         Connections::Pool(pool.clone()),
@@ -92,11 +93,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 impl Backend for Postgres {
     const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
-    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_ACCOUNT_EVENTS;
     const ROTATE_IN_ONE: Option<&'static str> = Some(q::POSTGRES_ROTATE);
 
-    fn open_session_in_one() -> Option<&'static str> {
-        Some(q::POSTGRES_OPEN_SESSION.as_str())
+    fn open_session_call(new: &NewSession<'_>, origin: &str) -> Option<StoreResult<Bound<Self>>> {
+        Some(postgres_open_session::call(new, origin))
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

@@ -1,11 +1,11 @@
 //! Every statement the store runs, named in one place, so that a test can check each one's plan on
 //! both backends and a reader finds the SQL without reading the Rust around it (one,
 //! `POSTGRES_OPEN_SESSION`, is four of the others joined, its text built once, at its first use).
-//! The statements are portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text serves SQLite and
-//! PostgreSQL alike, but for the two that take a list of session ids as one JSON array (so that
-//! any number of rows costs one statement), where each database has its own JSON function, and
-//! for PostgreSQL's statements that do the work of several in one (a data-modifying `WITH`): one
-//! round trip instead of several.
+//! The statements are portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text
+//! serves SQLite and PostgreSQL alike, but for the two that take a list of session ids as one JSON
+//! array (so that any number of rows costs one statement), where each database has its own JSON
+//! function, and for PostgreSQL's statements that do the work of several in one (a data-modifying
+//! `WITH`): one round trip instead of several.
 
 use std::sync::LazyLock;
 
@@ -286,17 +286,17 @@ pub const POSTGRES_LOOKUPS: &[(&str, &str)] = &[("postgres_rotate", POSTGRES_ROT
 /// PostgreSQL only: what a login's session writes once its user's row is locked, in one statement
 /// of four parts: `CLEAR_THROTTLE`, `EVICT_SESSIONS`, `INSERT_SESSION` and `INSERT_TOKEN`, each
 /// with its parameters renumbered to follow the previous part's (so that binding each part's values
-/// in turn binds them all). Returns the ids of the sessions the cap revoked. The parts all read the
-/// snapshot taken after the lock, so the eviction counts the sessions of logins that held it
-/// before, and not the one it opens; the token's reference to its session is checked at the end of
-/// the statement. Built once from the four statements, so their text is not written twice; the plan
-/// test checks it as a lookup of its own.
+/// in turn binds them all). Returns the ids of the sessions the cap revoked, as one array. The
+/// parts all read the snapshot taken after the lock, so the eviction counts the sessions of logins
+/// that held it before, and not the one it opens; the token's reference to its session is checked
+/// at the end of the statement. Built once from the four statements, so their text is not written
+/// twice; the plan test checks it on its own. It runs in the function of `postgres_open_session.rs`.
 pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
     let [clear, evict, session, token] =
         renumber::following([CLEAR_THROTTLE, EVICT_SESSIONS, INSERT_SESSION, INSERT_TOKEN]);
     format!(
         "WITH cleared AS ({clear}), evicted AS ({evict}), opened AS ({session}), \
-         token AS ({token}) SELECT id FROM evicted"
+         token AS ({token}) SELECT ARRAY(SELECT id FROM evicted)"
     )
 });
 

@@ -11,7 +11,7 @@ use sqlx::{
 };
 
 use super::{
-    Rotation, SessionRecord, Signals, StoreResult, UserRecord,
+    NewSession, Rotation, SessionRecord, Signals, StoreResult, UserRecord,
     connections::Connections,
     listen,
     login_writes::LoginWrites,
@@ -28,16 +28,14 @@ use crate::domain::{
 pub trait Backend: Database {
     /// A session event for each id of a JSON array (see `queries.rs`).
     const INSERT_SESSION_EVENTS: &'static str;
-    /// An account event for each session id of a JSON array.
-    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str;
 
     /// The whole rotation as one statement (`queries::POSTGRES_ROTATE`), where the database can
     /// run it: one round trip instead of four (begin, update, insert, commit).
     const ROTATE_IN_ONE: Option<&'static str> = None;
 
-    /// A login's session opened, once its user's row is locked, in one statement
-    /// (`queries::POSTGRES_OPEN_SESSION`), where the database can: one round trip instead of four.
-    fn open_session_in_one() -> Option<&'static str> {
+    /// The call that opens a login's session in one round trip (`postgres_open_session.rs`),
+    /// announcing its revocations as made by `origin`, where the database can run it.
+    fn open_session_call(_new: &NewSession<'_>, _origin: &str) -> Option<StoreResult<Bound<Self>>> {
         None
     }
 
@@ -80,7 +78,7 @@ pub struct SqlStore<DB: Database> {
     /// own (see `rotate_without_transaction`).
     pub(super) rotations: Option<Box<dyn RotationQueue>>,
     /// Where a login's writes go (SQLite, see `login_writes.rs`); `None`: the writer, the session
-    /// in one statement (`Backend::open_session_in_one`).
+    /// in one call (`Backend::open_session_call`).
     pub(super) login: Option<Box<dyn LoginWrites>>,
 }
 

@@ -137,7 +137,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 impl Backend for Sqlite {
     const INSERT_SESSION_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_EVENTS;
-    const INSERT_SESSION_ACCOUNT_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_ACCOUNT_EVENTS;
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()

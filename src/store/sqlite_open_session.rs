@@ -96,7 +96,7 @@ impl Opening {
     }
 
     /// The feed events and the account events of the sessions the cap revoked, each a run of
-    /// numbers taken at once (`sql.rs`'s `record_revoked`, `events.rs`'s `record_session_events`).
+    /// numbers taken at once (as `sql.rs`'s `record_revoked` and `postgres_open_session.rs` do).
     fn evicted(&self, tx: &Connection, ids: &[String]) -> StoreResult<Vec<Revocation>> {
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -1079,6 +1079,27 @@ async fn every_hot_query_is_an_index_lookup_on_sqlite() {
     }
 }
 
+/// Replicas starting together on a new database migrate it between them, and each opens sessions
+/// at once: on PostgreSQL through the function that one of them created for all.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_migrating_a_new_database_together_each_open_sessions_on_postgres() {
+    let url = fresh_postgres_database().await;
+    let starting = (0..4).map(|_| store::connect(&url, store::Mode::Create));
+    let stores: Vec<Arc<dyn Store>> = join_all(starting)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let created = event("u1", EventKind::UserCreated);
+    stores[0]
+        .create_user(&user("u1", "alice"), &created)
+        .await
+        .unwrap();
+    for (i, store) in stores.iter().enumerate() {
+        open(store.as_ref(), &session(&format!("s{i}"), "u1")).await;
+    }
+}
+
 #[tokio::test]
 async fn every_hot_query_is_an_index_lookup_on_postgres() {
     use sqlx::Connection;

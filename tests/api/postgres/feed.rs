@@ -63,6 +63,40 @@ async fn a_revocation_through_one_replica_reaches_the_streams_of_another_in_mill
     assert!(!b.introspect(&pair.access_token).await.active);
 }
 
+/// A login beyond the session cap revokes a session in the same call as it opens its own: that
+/// revocation is announced like any other, so it reaches another replica's stream by NOTIFY too,
+/// and its `session_evicted` account event is written beside the login's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_the_cap_revokes_through_one_replica_reaches_the_streams_of_another_at_once() {
+    let (url, key) = (fresh_postgres_database().await, master_key());
+    let a = spawn_app_with(|args| {
+        use_store(args, &url, Some(&key));
+        args.revocation_sync_interval = Some(SLOW_POLL.to_owned());
+        args.max_sessions_per_user = Some(1);
+    })
+    .await;
+    let b = replica(&url, &key, Some(SLOW_POLL)).await;
+    a.add_user("alice", PASSWORD, &[]).await;
+    let mut stream = watch_revocations(&b.client, 0).await.unwrap();
+    let mut previous = a.login("alice", PASSWORD).await;
+    for _ in 0..3 {
+        let next = a.login("alice", PASSWORD).await;
+        let returned = Instant::now();
+        let event =
+            tokio::time::timeout(Duration::from_secs(5), next_revocation(&mut stream)).await;
+        let event = event.expect("the eviction within 5 s").unwrap().unwrap();
+        assert_eq!(event.target, Some(Target::SessionId(previous.session_id)));
+        eprintln!(
+            "an eviction through A on B's stream after {:?}",
+            returned.elapsed()
+        );
+        assert!(returned.elapsed() < Duration::from_millis(500));
+        assert!(!b.introspect(&previous.access_token).await.active);
+        assert!(b.introspect(&next.access_token).await.active);
+        previous = next;
+    }
+}
+
 /// Every message of a stream as it comes, with when, and whether it was a heartbeat.
 type Record = Arc<Mutex<Vec<(Instant, bool)>>>;
 
