@@ -7,7 +7,7 @@
 //! whenever another connection has written since its last transaction: a rotation between two
 //! logins costs each connection a re-read of its pages). With a trivial hash this cut the server's
 //! CPU per login outside the hash by 11-13 % (BENCHMARKS.md). PostgreSQL opens a session in one
-//! statement already (`open_session.rs`) and counts an attempt as every other write.
+//! call of a function (`postgres_open_session.rs`) and counts an attempt as every other write.
 //!
 //! The statements are those of `queries.rs` (the session's in `sqlite_open_session.rs`); the other
 //! writes stay on sqlx's writer connection.

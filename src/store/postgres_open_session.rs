@@ -31,7 +31,8 @@ use crate::domain::event::EventKind;
 /// events of evicted sessions expire, `$26` and `$27` the announcement's channel and its payload
 /// before the number, `$28` the kind of an evicted session's account event, and `$29`–`$36` the
 /// login's account event (user, kind, session, address, device, client, `new_device_since`,
-/// detail). The values the statements share are bound once: `$1` is the user, `$5` the time.
+/// detail). The statements after the session's reuse its user (`$1`), its time (`$5`) and the
+/// login's origin (`$32`-`$34`).
 const PARAMETERS: [&str; 36] = [
     "text", "text", "text", // the lock
     "text", "bigint", "text", "bigint", "bigint", // the throttle's clearing, the cap
@@ -97,27 +98,29 @@ fn function() -> Option<Function> {
             "v_last", "$5", "$29", "$30", "$31", "$32", "$33", "$34", "$35", "$36",
         ],
     )?;
-    let body = format!(
-        "DECLARE v_evicted text[]; v_first bigint; v_last bigint; \
-         BEGIN \
-         {lock}; \
-         IF NOT FOUND THEN RETURN; END IF; \
-         {open} INTO v_evicted; \
-         IF {count} > 0 THEN \
-         {take_feed} INTO v_last; \
-         v_first := v_last - {count} + 1; \
-         {feed}; \
-         PERFORM {announce}; \
-         {take_events} INTO v_last; \
-         {evicted_events}; \
-         END IF; \
-         {take_event} INTO v_last; \
-         {event}; \
-         out_evicted := array_to_json(v_evicted)::text; \
-         out_first := v_first; \
-         RETURN NEXT; \
-         END"
-    );
+    // One statement a line: an error's context names the line it failed on.
+    let body = [
+        "DECLARE v_evicted text[]; v_first bigint; v_last bigint;".to_owned(),
+        "BEGIN".to_owned(),
+        format!("{lock};"),
+        "IF NOT FOUND THEN RETURN; END IF;".to_owned(),
+        format!("{open} INTO v_evicted;"),
+        format!("IF {count} > 0 THEN"),
+        format!("{take_feed} INTO v_last;"),
+        format!("v_first := v_last - {count} + 1;"),
+        format!("{feed};"),
+        format!("PERFORM {announce};"),
+        format!("{take_events} INTO v_last;"),
+        format!("{evicted_events};"),
+        "END IF;".to_owned(),
+        format!("{take_event} INTO v_last;"),
+        format!("{event};"),
+        "out_evicted := array_to_json(v_evicted)::text;".to_owned(),
+        "out_first := v_first;".to_owned(),
+        "RETURN NEXT;".to_owned(),
+        "END".to_owned(),
+    ]
+    .join("\n");
     let types = PARAMETERS.join(", ");
     let rest = format!(
         "({types}) RETURNS TABLE (out_evicted text, out_first bigint) \
@@ -146,7 +149,12 @@ fn built() -> StoreResult<&'static Function> {
 
 /// Creates the function in this database unless it is there already.
 pub(super) async fn install(pool: &PgPool) -> StoreResult<()> {
-    let function = built()?;
+    create(pool, built()?)
+        .await
+        .map_err(|e| StoreError::open("creating the function that opens sessions failed", e))
+}
+
+async fn create(pool: &PgPool, function: &'static Function) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(function.lock_key)
@@ -161,8 +169,7 @@ pub(super) async fn install(pool: &PgPool) -> StoreResult<()> {
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// The call that opens `new`'s session, its announcement naming `origin`.
@@ -205,17 +212,23 @@ mod tests {
     fn the_function_is_built_from_the_statements_with_every_parameter_in_its_place() {
         let function = built().unwrap();
         let create = &function.create;
-        // Each statement went in whole: none kept a parameter beyond the call's.
-        assert!(!create.contains("$37"), "{create}");
-        assert!(create.contains("WHERE id = $1 AND password_hash IN ($2, $3)"));
-        assert!(
-            create.contains("VALUES ($21, $22, $23, $24)"),
-            "the first token"
+        let has = |part: &str| assert!(create.contains(part), "{part} in {create}");
+        has("WHERE id = $1 AND password_hash IN ($2, $3)");
+        has("DELETE FROM login_throttle WHERE username = $4)");
+        has("SET revoked_at = $5 WHERE revoked_at IS NULL");
+        has("LIMIT $7 OFFSET $8");
+        has("NULL, $19, NULL, $20)), token AS");
+        has("VALUES ($21, $22, $23, $24)) SELECT ARRAY(SELECT id FROM evicted) INTO v_evicted;");
+        // The feed: numbered from v_first, expiring at $25, written at $5.
+        has("SELECT v_first + n - 1, 'session', id, NULL, $25, $5 FROM json_array_elements_text(");
+        has("PERFORM pg_notify($26, ($27 || v_last))");
+        // The evicted sessions' account events: numbered in their own run, at $5, the user $1,
+        // kind $28, the login's address, device and client.
+        has(
+            "SELECT (v_last - cardinality(v_evicted) + 1) + n - 1, $5, $1, $28, id, $32, $33, $34,",
         );
-        assert!(create.contains("PERFORM pg_notify($26, ($27 || v_last))"));
-        assert!(
-            create.contains("VALUES (v_last, $5, $29, $30, $31, $32, $33, $34, $35 IS NOT NULL")
-        );
+        has("VALUES (v_last, $5, $29, $30, $31, $32, $33, $34, $35 IS NOT NULL");
+        has("'' AND at >= $35), $36)");
         assert_eq!(function.call.matches('$').count(), PARAMETERS.len());
         assert!(function.call.ends_with("$35, $36)"));
         assert!(function.signature.ends_with("bigint,text)"));

@@ -827,6 +827,75 @@ async fn logins_at_the_cap_all_at_once_each_evict_one_and_the_cap_holds(store: A
     assert_eq!(live.len(), 3, "{live:?}");
 }
 
+/// A login far beyond a lowered cap evicts several sessions at once: their feed events are
+/// numbered in one run, as returned, and each gets a `session_evicted` account event with the
+/// login's origin, numbered in one run before the login's own.
+async fn a_login_evicting_several_numbers_their_events_in_one_run_with_its_origin(
+    store: Arc<dyn Store>,
+) {
+    store
+        .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let s = SessionRecord {
+            last_used_at: T0 + i,
+            ..session(&format!("s{i}"), "u1")
+        };
+        open(store.as_ref(), &s).await;
+    }
+    let origin = Origin {
+        ip: "192.0.2.7".into(),
+        device: "phone".into(),
+        client_id: "app".into(),
+        session_id: "s5".into(),
+    };
+    let login = NewEvent::new("u1", EventKind::Login, origin.clone());
+    let (s5, token) = (session("s5", "u1"), hash());
+    let new = NewSession {
+        max_live_sessions: 3,
+        event: &login,
+        ..new_session(&s5, &token, PASSWORD_HASH)
+    };
+    let evicted = store.create_session(&new).await.unwrap().unwrap();
+    assert_eq!(store.revocations_after(0, 10).await.unwrap(), evicted);
+    let seqs: Vec<i64> = evicted.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let mut ids: Vec<String> = evicted
+        .iter()
+        .map(|e| match &e.target {
+            RevocationTarget::Session(id) => id.clone(),
+            other => panic!("not a session: {other:?}"),
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["s0", "s1", "s2"], "s3 and s4 were used last");
+
+    let events = store.events_after(0, 100).await.unwrap();
+    let tail = &events[events.len() - 4..];
+    assert!(tail.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    let mut evicted_ids: Vec<&str> = tail[..3]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.kind, "session_evicted");
+            assert_eq!(e.user_id, "u1");
+            assert_eq!((e.at, e.new_device), (T0, false));
+            assert_eq!(
+                (e.ip.as_str(), e.device.as_str(), e.client_id.as_str()),
+                ("192.0.2.7", "phone", "app")
+            );
+            e.session_id.as_str()
+        })
+        .collect();
+    evicted_ids.sort_unstable();
+    assert_eq!(evicted_ids, ["s0", "s1", "s2"]);
+    let own = &tail[3];
+    assert_eq!(
+        (own.kind.as_str(), own.session_id.as_str(), own.ip.as_str()),
+        ("login", "s5", "192.0.2.7")
+    );
+}
+
 async fn revoking_a_user_numbers_every_event_in_one_run_in_commit_order(store: Arc<dyn Store>) {
     store
         .create_user(&user("u1", "alice"), &event("u1", EventKind::UserCreated))
@@ -911,6 +980,7 @@ conformance!(
     a_session_beyond_the_cap_revokes_the_least_recently_used_in_the_same_step,
     logins_at_the_cap_all_at_once_each_evict_one_and_the_cap_holds,
     revoking_a_user_numbers_every_event_in_one_run_in_commit_order,
+    a_login_evicting_several_numbers_their_events_in_one_run_with_its_origin,
 );
 
 /// A database left by a release before the second schema, holding a first token sealed at login

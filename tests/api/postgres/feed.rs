@@ -64,8 +64,7 @@ async fn a_revocation_through_one_replica_reaches_the_streams_of_another_in_mill
 }
 
 /// A login beyond the session cap revokes a session in the same call as it opens its own: that
-/// revocation is announced like any other, so it reaches another replica's stream by NOTIFY too,
-/// and its `session_evicted` account event is written beside the login's.
+/// revocation is announced like any other, so it reaches another replica's stream by NOTIFY too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_the_cap_revokes_through_one_replica_reaches_the_streams_of_another_at_once() {
     let (url, key) = (fresh_postgres_database().await, master_key());
