@@ -1,6 +1,6 @@
 //! WatchEvents: account events in order, resumable by `seq`, from memory. One task per replica
-//! reads the store's new events (at once when this process wrote one, else every
-//! [`POLL`]: events written by other replicas) into a window of the most recent ones, shared by
+//! reads the store's new events (at once when this process wrote one while a stream is open, else
+//! every [`POLL`]: events written by other replicas) into a window of the most recent ones, shared by
 //! every stream; a stream that resumes from before the window reads its backlog from the store,
 //! a page at a time, then joins the window. A heartbeat (an event with an empty kind, carrying the
 //! last `seq` sent) goes out whenever there has been nothing to send for [`HEARTBEAT`], but only
@@ -58,9 +58,13 @@ impl Default for EventLog {
 }
 
 impl EventLog {
-    /// Says an event was written here: the follower reads it at once.
+    /// Says an event was written here: the follower reads it at once while a stream is open to
+    /// take it. With none open, the next poll brings it into the window: a login, say, then costs
+    /// no read of the store for events nobody waits for.
     pub(super) fn nudge(&self) {
-        self.written.notify_one();
+        if self.last.receiver_count() > 0 {
+            self.written.notify_one();
+        }
     }
 
     fn mark_read(&self) -> ServiceResult<()> {

@@ -1,9 +1,13 @@
 //! Account activity: every event kind comes from the action that produces it, in the same order on
 //! WatchEvents as in ListEvents; `new_device`; ListActivity shows users their own events;
-//! ChangePassword keeps the caller's session and ends the others; WatchEvents sends heartbeats
-//! and, resumed by `seq` after a restart, misses nothing.
+//! ChangePassword keeps the caller's session and ends the others; WatchEvents sends an event written
+//! through its server at once, sends heartbeats and, resumed by `seq` after a restart, misses
+//! nothing.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use latchkey::grpc::pb::{self, auth_service_client::AuthServiceClient};
 use tonic::{Code, Streaming, transport::Endpoint};
@@ -387,6 +391,30 @@ async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
         app.introspect(&mine.access_token).await.active,
         "nothing was revoked"
     );
+}
+
+/// An event written through the server while a stream is open reaches it at once, not at the
+/// server's next poll of the store (every 250 ms): the write wakes the server's reader. Ten in a row,
+/// each within 100 ms: at the poll alone, each would have a chance of 2 in 5.
+#[tokio::test]
+async fn an_event_written_here_reaches_an_open_stream_at_once() {
+    let app = spawn_app().await;
+    let token = admin_token(&app).await;
+    let bob = app.add_user("bob", "battery staple", &[]).await;
+    let mut feed = watch(&app, &token, 0).await;
+    // The backlog ends with bob's creation.
+    until(&mut feed, |e| e.user_id == bob).await;
+    for _ in 0..10 {
+        app.login("bob", "battery staple").await;
+        let returned = Instant::now();
+        let seen = until(&mut feed, |e| e.kind == "login").await;
+        assert_eq!(seen.len(), 1, "the next event is that login: {seen:?}");
+        let after = returned.elapsed();
+        assert!(
+            after < Duration::from_millis(100),
+            "arrived after {after:?}"
+        );
+    }
 }
 
 #[tokio::test]
