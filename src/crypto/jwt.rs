@@ -3,7 +3,8 @@
 //! keys (`jku`, `x5u`, `jwk`) are never followed. Time is checked here against the caller's clock,
 //! not inside jsonwebtoken, so that tests control it.
 
-use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Header, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 
 use super::{CryptoError, keys::SigningKey};
@@ -29,8 +30,23 @@ pub fn sign(claims: &AccessClaims, key: &SigningKey) -> Result<String, CryptoErr
     let mut header = Header::new(key.alg.jwt());
     header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
     header.kid = Some(key.kid.clone());
-    encode(&header, claims, key.encoding.expose())
-        .map_err(|e| CryptoError(format!("signing failed: {e}")))
+    sign_with(&header, claims, key)
+}
+
+/// `claims` under `header` as a compact JWS (RFC 7515 §7.1), signed by `key`'s private half, which
+/// was parsed once: what `jsonwebtoken::encode` makes, without parsing the key again for each
+/// token. `header` is written as given (tests forge others with it).
+pub fn sign_with(
+    header: &Header,
+    claims: &impl Serialize,
+    key: &SigningKey,
+) -> Result<String, CryptoError> {
+    let json = |e: serde_json::Error| CryptoError(format!("signing failed: {e}"));
+    let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).map_err(json)?);
+    let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(json)?);
+    let message = format!("{header}.{claims}");
+    let signature = key.private.expose().sign(message.as_bytes())?;
+    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// What an access token must match to be accepted.
@@ -111,8 +127,9 @@ pub fn fingerprint(token: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::EncodingKey;
+
     use crate::crypto::keys::SigningAlg;
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -151,6 +168,20 @@ mod tests {
             assert_eq!(key_id(&token).unwrap(), k.kid);
             assert_eq!(verify(&token, &k, &expect(), NOW).unwrap(), claims());
         }
+    }
+
+    /// Ed25519 signatures are deterministic: a token signed with the key parsed once is, byte for
+    /// byte, the one jsonwebtoken signs from the PKCS#8 bytes.
+    #[test]
+    fn a_token_is_byte_for_byte_what_jsonwebtoken_would_sign() {
+        let der = SigningAlg::EdDsa.generate_pkcs8().unwrap();
+        let k = SigningKey::from_pkcs8(SigningAlg::EdDsa, &der).unwrap();
+        let mut header = Header::new(k.alg.jwt());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(k.kid.clone());
+        let theirs =
+            jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ed_der(&der)).unwrap();
+        assert_eq!(sign(&claims(), &k).unwrap(), theirs);
     }
 
     #[test]
@@ -195,7 +226,7 @@ mod tests {
         );
         let mut header = Header::new(k.alg.jwt());
         header.typ = Some("JWT".into());
-        let plain = encode(&header, &claims(), k.encoding.expose()).unwrap();
+        let plain = sign_with(&header, &claims(), &k).unwrap();
         assert_eq!(
             verify(&plain, &k, &expect(), NOW),
             Err(Rejection::WrongType)
@@ -226,7 +257,7 @@ mod tests {
         let mut header = Header::new(k.alg.jwt());
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         let partial = serde_json::json!({"iss": "latchkey", "aud": "latchkey", "exp": NOW + 60, "iat": NOW, "nbf": NOW});
-        let token = encode(&header, &partial, k.encoding.expose()).unwrap();
+        let token = sign_with(&header, &partial, &k).unwrap();
         assert_eq!(
             verify(&token, &k, &expect(), NOW),
             Err(Rejection::BadSignatureOrClaims)

@@ -5,7 +5,7 @@ use aws_lc_rs::{
     encoding::AsDer,
     rand::SystemRandom,
     rsa::{KeyPair as RsaKeyPair, KeySize},
-    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair},
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use jsonwebtoken::{
@@ -83,9 +83,53 @@ impl SigningAlg {
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub encoding: Secret<EncodingKey>,
+    pub(crate) private: Secret<PrivateKey>,
     pub decoding: DecodingKey,
     pub jwk: Jwk,
+}
+
+/// A private key, parsed once. (jsonwebtoken's `EncodingKey` keeps the PKCS#8 bytes and parses them
+/// again for every token it signs, which for Ed25519 derives the public key anew each time.)
+pub(crate) enum PrivateKey {
+    Ed25519(Ed25519KeyPair),
+    EcdsaP256(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl PrivateKey {
+    fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Result<Self, CryptoError> {
+        let bad = |_| CryptoError(format!("unusable {} key", alg.name()));
+        Ok(match alg {
+            SigningAlg::EdDsa => Self::Ed25519(Ed25519KeyPair::from_pkcs8(der).map_err(bad)?),
+            SigningAlg::Es256 => Self::EcdsaP256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?,
+            ),
+            SigningAlg::Rs256 => Self::Rsa(RsaKeyPair::from_pkcs8(der).map_err(bad)?),
+        })
+    }
+
+    /// The signature of `message` as JWS puts it (RFC 7518 §3: ES256 as `r || s`, 64 bytes).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let failed = |_| CryptoError("signing failed".into());
+        match self {
+            Self::Ed25519(key) => Ok(key.sign(message).as_ref().to_vec()),
+            Self::EcdsaP256(key) => key
+                .sign(&SystemRandom::new(), message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(failed),
+            Self::Rsa(key) => {
+                let mut signature = vec![0; key.public_modulus_len()];
+                key.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
 }
 
 impl SigningKey {
@@ -112,7 +156,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             alg,
-            encoding: Secret::new(encoding),
+            private: Secret::new(PrivateKey::from_pkcs8(alg, der)?),
             decoding,
             jwk,
         })

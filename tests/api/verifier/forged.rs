@@ -17,6 +17,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use latchkey::{
     crypto::{
+        jwt,
         keys::{SigningAlg, SigningKey},
         seal::MasterKey,
     },
@@ -97,7 +98,7 @@ fn header(kid: &str) -> Header {
 }
 
 fn sign(header: &Header, claims: &Value, key: &SigningKey) -> String {
-    encode(header, claims, key.encoding.expose()).expect("signed")
+    jwt::sign_with(header, claims, key).expect("signed")
 }
 
 /// A fresh Ed25519 key, as latchkey makes them; and its PKCS#8 form.
