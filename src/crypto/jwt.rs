@@ -35,12 +35,20 @@ pub fn sign(claims: &AccessClaims, key: &SigningKey) -> Result<String, CryptoErr
 
 /// `claims` under `header` as a compact JWS (RFC 7515 §7.1), signed by `key`'s private half, which
 /// was parsed once: what `jsonwebtoken::encode` makes, without parsing the key again for each
-/// token. `header` is written as given (tests forge others with it).
+/// token. `header` is written as given (tests forge others with it), but must name the key's
+/// algorithm.
 pub fn sign_with(
     header: &Header,
     claims: &impl Serialize,
     key: &SigningKey,
 ) -> Result<String, CryptoError> {
+    if header.alg != key.alg.jwt() {
+        return Err(CryptoError(format!(
+            "a {} key cannot sign a {:?} header",
+            key.alg.name(),
+            header.alg
+        )));
+    }
     let json = |e: serde_json::Error| CryptoError(format!("signing failed: {e}"));
     let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).map_err(json)?);
     let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(json)?);
@@ -182,6 +190,13 @@ mod tests {
         let theirs =
             jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ed_der(&der)).unwrap();
         assert_eq!(sign(&claims(), &k).unwrap(), theirs);
+    }
+
+    #[test]
+    fn a_header_naming_another_algorithm_than_the_keys_is_not_signed() {
+        let k = key(SigningAlg::EdDsa);
+        let header = Header::new(jsonwebtoken::Algorithm::RS256);
+        assert!(sign_with(&header, &claims(), &k).is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! WatchEvents: account events in order, resumable by `seq`, from memory. One task per replica
 //! reads the store's new events (at once when this process wrote one while a stream is open, else
-//! every [`POLL`]: events written by other replicas) into a window of the most recent ones, shared by
-//! every stream; a stream that resumes from before the window reads its backlog from the store,
-//! a page at a time, then joins the window. A heartbeat (an event with an empty kind, carrying the
+//! every [`POLL`]: events written by other replicas, or here while no stream was open) into a
+//! window of the most recent ones, shared by every stream; a stream that resumes from before the
+//! window reads its backlog from the store, a page at a time, then joins the window. A heartbeat (an event with an empty kind, carrying the
 //! last `seq` sent) goes out whenever there has been nothing to send for [`HEARTBEAT`], but only
 //! while the store was read within [`STALE_AFTER`]: silence tells a reader it may be missing news.
 //!
