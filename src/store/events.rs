@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Transaction, Ty
 
 use super::{
     StoreResult, queries as q,
-    sql::{Backend, SqlStore},
+    sql::{Backend, Bound, SqlStore},
 };
 use crate::domain::{UnixMs, event::NewEvent};
 
@@ -33,10 +33,15 @@ where
         now: UnixMs,
     ) -> StoreResult<()> {
         let seq = Self::take_seqs(tx, q::TAKE_EVENT_SEQS, 1).await?;
+        let insert = sqlx::query(q::INSERT_EVENT).bind(seq).bind(now);
+        Self::event_values(insert, event).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// `INSERT_EVENT`'s values after its number and time (`$3`-`$10`), bound after `query`'s.
+    pub(super) fn event_values(query: Bound<DB>, event: &NewEvent) -> Bound<DB> {
         let o = &event.origin;
-        sqlx::query(q::INSERT_EVENT)
-            .bind(seq)
-            .bind(now)
+        query
             .bind(&event.user_id)
             .bind(event.kind.as_str())
             .bind(&o.session_id)
@@ -45,9 +50,6 @@ where
             .bind(&o.client_id)
             .bind(event.new_device_since)
             .bind(&event.detail)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 }
 

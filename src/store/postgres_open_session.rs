@@ -187,21 +187,12 @@ pub(super) fn call(new: &NewSession<'_>, origin: &str) -> StoreResult<Bound<Post
     let call = SqlStore::<Postgres>::session_values(call, s);
     let call =
         SqlStore::<Postgres>::token_values(call, new.token_hash, &s.id, s.generation, s.created_at);
-    let event = new.event;
-    let origin_of = &event.origin;
-    Ok(call
+    let call = call
         .bind(new.events_expire_at)
         .bind(listen::CHANNEL)
         .bind(listen::payload_prefix(origin))
-        .bind(EventKind::SessionEvicted.as_str())
-        .bind(&event.user_id)
-        .bind(event.kind.as_str())
-        .bind(&origin_of.session_id)
-        .bind(&origin_of.ip)
-        .bind(&origin_of.device)
-        .bind(&origin_of.client_id)
-        .bind(event.new_device_since)
-        .bind(&event.detail))
+        .bind(EventKind::SessionEvicted.as_str());
+    Ok(SqlStore::<Postgres>::event_values(call, new.event))
 }
 
 #[cfg(test)]
