@@ -1,38 +1,31 @@
-//! Group commit of rotations on SQLite. SQLite has one writer at a time and `synchronous = FULL`
-//! makes every commit wait for the disk, so a transaction per rotation caps Refresh at one fsync
-//! each. Here one task takes the rotations that arrive together and commits them in one
-//! transaction, in which one whose compare-and-swap fails (or whose statement errs) leaves the
-//! others in, and each caller gets its own answer, only once the commit is durable. If the commit
-//! itself fails, nothing of the batch was written and every caller hears so.
-//!
-//! The WAL is checkpointed off that path: a commit that finds the WAL past SQLite's threshold
-//! would otherwise copy its pages into the database file and fsync it before returning, with every
-//! rotation of the next batch waiting (on a large store those pages are scattered over the file).
-//! The writer's connection does not checkpoint (`wal_autocheckpoint = 0`); a task does, every
-//! [`CHECKPOINT_EVERY`], on a reader's connection, in SQLite's passive mode, which never waits for
-//! the writer nor makes it wait.
+//! Group commit of rotations. A task takes the rotations that arrive together and hands them to
+//! the backend's [`Commit`] in one go: on SQLite one transaction, so one fsync, on the one writer
+//! (see `sqlite_batch.rs`); on PostgreSQL one statement, so one round trip and one commit, two
+//! tasks taking turns (see `postgres_batch.rs`). One whose compare-and-swap fails (or whose statement errs) leaves the
+//! others in, and each caller gets its own answer, only once its commit is durable.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use sqlx::{Acquire, Connection, Sqlite, SqliteConnection};
 use tokio::sync::{
+    Mutex,
     mpsc::{self, WeakSender},
     oneshot,
 };
 
-use super::{
-    Rotation, StoreError, StoreResult,
-    connections::Connections,
-    sql::{RotationQueue, SqlStore},
-};
+use super::{Rotation, StoreError, StoreResult};
 
 /// Rotations committed together at most; more wait for the next commit.
 const MAX_BATCH: usize = 256;
 /// Rotations waiting, beyond which callers wait to hand theirs over.
 const QUEUE: usize = 1024;
-/// How often the WAL is checkpointed. At the highest write rates seen here (about 5,000 rotations a
-/// second), the WAL grows by a few MB in that time.
-pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Makes a batch of rotations durable.
+#[async_trait::async_trait]
+pub(super) trait Commit: Send + Sync + 'static {
+    /// Each rotation's answer, in order (whether it was made; an error of its own), valid once
+    /// this returns. `Err`: nothing of the batch was written.
+    async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<bool>>>;
+}
 
 /// Where rotations are handed to the task that commits them.
 #[derive(Debug)]
@@ -41,27 +34,33 @@ pub(super) struct RotationBatches {
 }
 
 #[derive(Debug)]
-struct Job {
+pub(super) struct Job {
     rotation: Rotation,
     answer: oneshot::Sender<StoreResult<bool>>,
 }
 
 impl RotationBatches {
-    /// Starts the committing task on `writer` (a connection that does not checkpoint), and the
-    /// checkpoints on `readers`; both end when the store is dropped.
-    pub(super) fn start(writer: Connections<Sqlite>, readers: Connections<Sqlite>) -> Self {
+    /// Starts `tasks` committing tasks, which take turns at the queue: while one commits, the next
+    /// gathers the rotations arriving meanwhile. They end when the store is dropped.
+    pub(super) fn start(commit: impl Commit, tasks: usize) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, queue));
-        tokio::spawn(checkpoint(readers, jobs.downgrade()));
+        let (commit, queue) = (Arc::new(commit), Arc::new(Mutex::new(queue)));
+        for _ in 0..tasks {
+            tokio::spawn(run(commit.clone(), queue.clone()));
+        }
         Self { jobs }
+    }
+
+    /// A handle that tells whether the store still takes rotations.
+    pub(super) fn alive(&self) -> WeakSender<Job> {
+        self.jobs.downgrade()
     }
 }
 
-#[async_trait::async_trait]
-impl RotationQueue for RotationBatches {
+impl RotationBatches {
     /// Whether the rotation was made (`false`: the session's generation had moved), once its
     /// commit is durable.
-    async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
+    pub(super) async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
         let (answer, answered) = oneshot::channel();
         self.jobs
             .send(Job { rotation, answer })
@@ -76,144 +75,39 @@ fn stopped() -> StoreError {
     StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed))
 }
 
-async fn run(writer: Connections<Sqlite>, mut queue: mpsc::Receiver<Job>) {
+async fn run(commit: Arc<impl Commit>, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while queue.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("latchkey_rotation_batch_size").record(batch.len() as f64);
-        let made = match writer.acquire().await {
-            Ok(mut conn) => rotate_all(&mut conn, &batch).await,
-            Err(e) => Err(e),
-        };
-        match made {
-            Ok(answers) => {
-                for (job, answer) in batch.drain(..).zip(answers) {
-                    let _ = job.answer.send(answer);
-                }
-            }
-            Err(failed) => {
-                // The first caller gets the driver's error itself, the others one of its kind.
-                let unavailable = matches!(failed, StoreError::Unavailable(_));
-                let mut failed = Some(failed);
-                for job in batch.drain(..) {
-                    let error = failed.take().unwrap_or_else(|| {
-                        let cause = sqlx::Error::Protocol(
-                            "the commit of the rotations batched with this one failed".into(),
-                        );
-                        if unavailable {
-                            StoreError::Unavailable(Box::new(cause))
-                        } else {
-                            StoreError::Other(Box::new(cause))
-                        }
-                    });
-                    let _ = job.answer.send(Err(error));
-                }
-            }
-        }
-    }
-}
-
-/// Checkpoints the WAL every [`CHECKPOINT_EVERY`] while the batches are taken (`alive`). A
-/// checkpoint that fails (another process's, say, is running) is simply tried again next time.
-async fn checkpoint(readers: Connections<Sqlite>, alive: WeakSender<Job>) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        if alive.upgrade().is_none() {
-            return;
-        }
-        let done: StoreResult<_> = async {
-            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-            Ok(checkpoint.execute(&mut *readers.acquire().await?).await?)
-        }
-        .await;
-        if let Err(e) = done {
-            tracing::debug!(error = %e, "WAL checkpoint failed; trying again");
-        }
-    }
-}
-
-/// Every rotation of `batch` in one transaction; each one's answer, valid once this returns `Ok`.
-/// A failed compare-and-swap writes nothing, so the rotations go in one after another; only if a
-/// statement fails (a part of its rotation may then be written) is the batch made again, each
-/// rotation in a savepoint of its own, so that the failure is that rotation's alone. Savepoints
-/// for all would cost two more round trips to SQLite's thread per rotation, on the one writer.
-async fn rotate_all(
-    conn: &mut SqliteConnection,
-    batch: &[Job],
-) -> StoreResult<Vec<StoreResult<bool>>> {
-    let mut tx = Connection::begin(&mut *conn).await?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
-        match SqlStore::<Sqlite>::rotate_in(&mut tx, &job.rotation).await {
-            Ok(made) => answers.push(Ok(made)),
-            Err(_) => {
-                tx.rollback().await?;
-                return rotate_apart(conn, batch).await;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
-/// [`rotate_all`] with each rotation in a savepoint: one whose statement fails leaves the others in.
-async fn rotate_apart(
-    conn: &mut SqliteConnection,
-    batch: &[Job],
-) -> StoreResult<Vec<StoreResult<bool>>> {
-    let mut tx = Connection::begin(&mut *conn).await?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
-        let mut one = (&mut tx).begin().await?;
-        let answer = SqlStore::<Sqlite>::rotate_in(&mut one, &job.rotation).await;
-        if matches!(answer, Ok(true)) {
-            one.commit().await?;
-        } else {
-            one.rollback().await?;
-        }
-        answers.push(answer);
-    }
-    tx.commit().await?;
-    Ok(answers)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::CHECKPOINT_EVERY;
-    use crate::store::{Mode, sqlite};
-
-    /// Writes reach the database file within moments, through the checkpoint task: the writer's
-    /// connection never checkpoints, and SQLite's own threshold (4 MB of WAL) is far off.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_wal_is_checkpointed_off_the_writers_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("latchkey.db");
-        let url = format!("sqlite://{}", file.display());
-        let store = sqlite::connect(&url, Mode::Create).await.unwrap();
-        let size = || std::fs::metadata(&file).unwrap().len();
-        let before = size();
-        sqlx::query("CREATE TABLE scratch (x BLOB)")
-            .execute(&mut *store.writer.acquire().await.unwrap())
+        let (rotations, callers): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|j| (j.rotation, j.answer)).unzip();
+        let answers = commit
+            .commit(&rotations)
             .await
-            .unwrap();
-        // About 200 KB, through the writer.
-        for _ in 0..50 {
-            sqlx::query("INSERT INTO scratch VALUES (zeroblob(4096))")
-                .execute(&mut *store.writer.acquire().await.unwrap())
-                .await
-                .unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while size() < before + 150_000 {
-            assert!(
-                Instant::now() < deadline,
-                "the WAL was not checkpointed into the database file ({} bytes)",
-                size()
-            );
-            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            .unwrap_or_else(|failed| each_failed(failed, rotations.len()));
+        for (caller, answer) in callers.into_iter().zip(answers) {
+            let _ = caller.send(answer);
         }
     }
+}
+
+/// The answers of `count` rotations that failed together with `failed`: the first gets the
+/// driver's error itself, the others one of its kind.
+pub(super) fn each_failed(failed: StoreError, count: usize) -> Vec<StoreResult<bool>> {
+    let unavailable = matches!(failed, StoreError::Unavailable(_));
+    let mut failed = Some(failed);
+    (0..count)
+        .map(|_| {
+            Err(failed.take().unwrap_or_else(|| {
+                let cause = sqlx::Error::Protocol(
+                    "the commit of the rotations batched with this one failed".into(),
+                );
+                if unavailable {
+                    StoreError::Unavailable(Box::new(cause))
+                } else {
+                    StoreError::Other(Box::new(cause))
+                }
+            }))
+        })
+        .collect()
 }

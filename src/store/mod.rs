@@ -9,7 +9,7 @@
 //! in `sqlite_open_session.rs`, its statements run by `sqlite_statements.rs`), `renumber.rs`
 //! statements made parts of one, `sqlite.rs` and `postgres.rs` only how each backend's pool is
 //! opened, `connections.rs` where reads and writes go (SQLite's connections, held), `batch.rs`
-//! SQLite's group commit of rotations, `listen.rs` PostgreSQL's change signals (LISTEN/NOTIFY),
+//! the group commit of rotations (`sqlite_batch.rs`, `postgres_batch.rs` each backend's commit), `listen.rs` PostgreSQL's change signals (LISTEN/NOTIFY),
 //! and `error.rs` how driver errors are sorted.
 
 use std::sync::Arc;
@@ -36,12 +36,14 @@ mod login_writes;
 mod migrate;
 mod open_session;
 mod postgres;
+mod postgres_batch;
 mod postgres_open_session;
 pub mod queries;
 mod renumber;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_batch;
 mod sqlite_open_session;
 mod sqlite_statements;
 mod store_impl;

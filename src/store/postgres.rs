@@ -15,7 +15,7 @@ use super::{
     connections::Connections,
     listen,
     migrate::migrator,
-    postgres_open_session, queries as q,
+    postgres_batch, postgres_open_session, queries as q,
     sql::{Backend, Bound, SqlStore},
 };
 
@@ -52,8 +52,8 @@ pub(super) async fn connect(url: &str) -> StoreResult<SqlStore<Postgres>> {
     // Reads and writes share the pool: PostgreSQL lets writers of different rows work at once.
     Ok(SqlStore::new(
         Connections::Pool(pool.clone()),
-        Connections::Pool(pool),
-        None,
+        Connections::Pool(pool.clone()),
+        postgres_batch::start(Connections::Pool(pool)),
         None,
     ))
 }
@@ -93,7 +93,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 impl Backend for Postgres {
     const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
-    const ROTATE_IN_ONE: Option<&'static str> = Some(q::POSTGRES_ROTATE);
 
     fn open_session_call(new: &NewSession<'_>, origin: &str) -> Option<StoreResult<Bound<Self>>> {
         Some(postgres_open_session::call(new, origin))

@@ -1,6 +1,7 @@
 //! Every statement the store runs, named in one place, so that a test can check each one's plan on
-//! both backends and a reader finds the SQL without reading the Rust around it (one,
-//! `POSTGRES_OPEN_SESSION`, is four of the others joined, its text built once, at its first use).
+//! both backends and a reader finds the SQL without reading the Rust around it (two,
+//! `POSTGRES_OPEN_SESSION` and `POSTGRES_ROTATE_ALL`, are made of the others, their text built
+//! once, at its first use). Past the usual length for that reason: one place for all of them.
 //! The statements are portable (numbered `$n` parameters, `RETURNING`, `ON CONFLICT`): one text
 //! serves SQLite and PostgreSQL alike, but for the two that take a list of session ids as one JSON
 //! array (so that any number of rows costs one statement), where each database has its own JSON
@@ -300,6 +301,34 @@ pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The rotations of a batch in one statement (PostgreSQL, see `postgres_batch.rs`): `ROTATE` over
+/// the rows of arrays `$1`-`$6` (session ids, generations judged, times, idle expiries, sealed
+/// tokens, new tokens' hashes), then the new tokens of the generations it made; returns their
+/// hashes. Built once from `ROTATE`, its parameters made the batch's columns (empty, so failing
+/// each time it runs, only if `ROTATE` numbered more than six: a unit test builds it).
+pub static POSTGRES_ROTATE_ALL: LazyLock<String> = LazyLock::new(|| {
+    let columns = [
+        "b_now",
+        "b_now",
+        "b_idle",
+        "b_sealed",
+        "b_session",
+        "b_expected",
+    ];
+    let each = renumber::substitute(ROTATE, &columns).unwrap_or_default();
+    let Some((update, filter)) = each.split_once(" WHERE ") else {
+        return String::new();
+    };
+    format!(
+        "WITH batch AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], \
+         $4::bigint[], $5::bytea[], $6::bytea[]) \
+         AS b (b_session, b_expected, b_now, b_idle, b_sealed, b_hash)), \
+         rotated AS ({update} FROM batch WHERE {filter} RETURNING id, generation, b_hash, b_now) \
+         INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) \
+         SELECT b_hash, id, generation, b_now FROM rotated RETURNING hash"
+    )
+});
+
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
 /// primary keys'), nor do those that insert from a JSON array, `PING`, `SQLITE_DATABASE_FILE` and
 /// `NOTIFY_REVOCATIONS` read no table, and `KEYS` reads the whole (small) key table on purpose.
@@ -323,6 +352,23 @@ pub const NOT_LOOKUPS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each of `ROTATE`'s parameters is a column of the batch, and the `FROM` comes before its
+    /// `WHERE`.
+    #[test]
+    fn the_batched_rotation_is_rotate_over_the_batch() {
+        let sql = POSTGRES_ROTATE_ALL.as_str();
+        assert!(!sql.contains("$7"), "{sql}");
+        for part in [
+            "UPDATE sessions SET generation = generation + 1, rotated_at = b_now, \
+             last_used_at = b_now, idle_expires_at = b_idle, sealed_token = b_sealed \
+             FROM batch WHERE id = b_session AND generation = b_expected \
+             AND revoked_at IS NULL RETURNING",
+            "SELECT b_hash, id, generation, b_now FROM rotated",
+        ] {
+            assert!(sql.contains(part), "{part} not in {sql}");
+        }
+    }
 
     #[test]
     fn opening_a_session_in_one_statement_binds_the_four_parts_values_in_turn() {

@@ -1,7 +1,8 @@
 //! [`SqlStore<DB>`], the store over one sqlx driver, and the steps its methods share: a user
 //! lookup, the values of a session's and a refresh token's rows, the writes made inside a caller's
-//! transaction (a rotation, feed events), which commit with it, and a rotation made without one;
-//! the account events written that way are in `events.rs`, a login's session in `open_session.rs`.
+//! transaction (a rotation, feed events), which commit with it; the account events written that
+//! way are in `events.rs`, a login's session in `open_session.rs`, the batches of rotations in
+//! `batch.rs`.
 //! The `Store` impl itself is in `store_impl.rs`; [`Backend`] holds the little that differs
 //! between drivers. Over 300 lines: the shared steps stay beside the bounds they need.
 
@@ -12,6 +13,7 @@ use sqlx::{
 
 use super::{
     NewSession, Rotation, SessionRecord, Signals, StoreResult, UserRecord,
+    batch::RotationBatches,
     connections::Connections,
     listen,
     login_writes::LoginWrites,
@@ -28,10 +30,6 @@ use crate::domain::{
 pub trait Backend: Database {
     /// A session event for each id of a JSON array (see `queries.rs`).
     const INSERT_SESSION_EVENTS: &'static str;
-
-    /// The whole rotation as one statement (`queries::POSTGRES_ROTATE`), where the database can
-    /// run it: one round trip instead of four (begin, update, insert, commit).
-    const ROTATE_IN_ONE: Option<&'static str> = None;
 
     /// The call that opens a login's session in one round trip (`postgres_open_session.rs`),
     /// announcing its revocations as made by `origin`, where the database can run it.
@@ -74,19 +72,11 @@ pub struct SqlStore<DB: Database> {
     /// Names this process in its announcements of revocations, so that its own are not signalled
     /// back to it (it has applied them already).
     pub(super) origin: String,
-    /// Where rotations go to be committed together (SQLite, see `batch.rs`); `None`: each on its
-    /// own (see `rotate_without_transaction`).
-    pub(super) rotations: Option<Box<dyn RotationQueue>>,
+    /// Where rotations go to be committed together (see `batch.rs`).
+    pub(super) rotations: RotationBatches,
     /// Where a login's writes go (SQLite, see `login_writes.rs`); `None`: the writer, the session
     /// in one call (`Backend::open_session_call`).
     pub(super) login: Option<Box<dyn LoginWrites>>,
-}
-
-/// Takes rotations and makes them in transactions of its own choosing (see `batch.rs`).
-#[async_trait::async_trait]
-pub(super) trait RotationQueue: Send + Sync {
-    /// Whether the rotation was made, once it is durable.
-    async fn rotate(&self, rotation: Rotation) -> StoreResult<bool>;
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -94,7 +84,7 @@ impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(
         readers: Connections<DB>,
         writer: Connections<DB>,
-        rotations: Option<Box<dyn RotationQueue>>,
+        rotations: RotationBatches,
         login: Option<Box<dyn LoginWrites>>,
     ) -> Self {
         Self {
@@ -175,29 +165,9 @@ where
         Ok(true)
     }
 
-    /// A rotation made without a transaction of the caller's: handed to the batches (SQLite), or
-    /// as the one statement `Backend::ROTATE_IN_ONE` when it records no account event (PostgreSQL).
-    /// Whether it was made; `None`: the caller makes it in a transaction of its own.
-    pub(super) async fn rotate_without_transaction(
-        &self,
-        r: &Rotation,
-    ) -> StoreResult<Option<bool>> {
-        if let Some(batches) = &self.rotations {
-            return batches.rotate(r.clone()).await.map(Some);
-        }
-        let (Some(sql), None) = (DB::ROTATE_IN_ONE, &r.event) else {
-            return Ok(None);
-        };
-        let rotated = Self::rotation(sql, r)
-            .bind(&r.token_hash.0)
-            .execute(&mut *self.writer.acquire().await?)
-            .await?;
-        Ok(Some(DB::rows_affected(&rotated) == 1))
-    }
-
     /// A rotation's compare-and-swap (`sql` begins as `queries::ROTATE` does), its six parameters
     /// bound.
-    fn rotation(sql: &'static str, r: &Rotation) -> Query<'static, DB, DB::Arguments> {
+    pub(super) fn rotation(sql: &'static str, r: &Rotation) -> Query<'static, DB, DB::Arguments> {
         sqlx::query(sql)
             .bind(r.now)
             .bind(r.now)

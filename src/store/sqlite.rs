@@ -18,12 +18,12 @@ use sqlx::{
 
 use super::{
     Mode, StoreError, StoreResult,
-    batch::RotationBatches,
     connections::{Connections, WAIT},
     login_writes::SqliteLoginWrites,
     migrate::migrator,
     queries as q,
     sql::{Backend, SqlStore},
+    sqlite_batch,
 };
 
 /// Connections for reads, each with a thread of its own.
@@ -87,12 +87,12 @@ pub(super) async fn connect(url: &str, mode: Mode) -> StoreResult<SqlStore<Sqlit
         .connect_with(options)
         .await?;
     let readers = Connections::hold(readers, READERS);
-    let rotations = RotationBatches::start(writer.clone(), readers.clone());
+    let rotations = sqlite_batch::start(writer.clone(), readers.clone());
     let login = SqliteLoginWrites::open(Path::new(&path), writer.clone(), BUSY_TIMEOUT)?;
     Ok(SqlStore::new(
         readers,
         writer,
-        Some(Box::new(rotations)),
+        rotations,
         Some(Box::new(login)),
     ))
 }

@@ -133,16 +133,7 @@ where
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
-        if let Some(made) = self.rotate_without_transaction(r).await? {
-            return Ok(made);
-        }
-        let mut conn = self.writer.acquire().await?;
-        let mut tx = conn.begin().await?;
-        if !Self::rotate_in(&mut tx, r).await? {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        self.rotations.rotate(r.clone()).await
     }
 
     async fn revoke_session(
