@@ -22,9 +22,10 @@ const QUEUE: usize = 1024;
 /// Makes a batch of rotations durable.
 #[async_trait::async_trait]
 pub(super) trait Commit: Send + Sync + 'static {
-    /// Each rotation's answer, in order (whether it was made; an error of its own), valid once
-    /// this returns. `Err`: nothing of the batch was written.
-    async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<bool>>>;
+    /// Each rotation's answer, in order, valid once this returns: whether it was made, or `None`
+    /// when it was left to its caller to make on its own; or an error of its own. `Err`: nothing
+    /// of the batch was written.
+    async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<Option<bool>>>>;
 }
 
 /// Where rotations are handed to the task that commits them.
@@ -36,7 +37,7 @@ pub(super) struct RotationBatches {
 #[derive(Debug)]
 pub(super) struct Job {
     rotation: Rotation,
-    answer: oneshot::Sender<StoreResult<bool>>,
+    answer: oneshot::Sender<StoreResult<Option<bool>>>,
 }
 
 impl RotationBatches {
@@ -59,8 +60,8 @@ impl RotationBatches {
 
 impl RotationBatches {
     /// Whether the rotation was made (`false`: the session's generation had moved), once its
-    /// commit is durable.
-    pub(super) async fn rotate(&self, rotation: Rotation) -> StoreResult<bool> {
+    /// commit is durable; `None`: the caller is to make it on its own.
+    pub(super) async fn rotate(&self, rotation: Rotation) -> StoreResult<Option<bool>> {
         let (answer, answered) = oneshot::channel();
         self.jobs
             .send(Job { rotation, answer })
@@ -93,7 +94,7 @@ async fn run(commit: Arc<impl Commit>, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
 
 /// The answers of `count` rotations that failed together with `failed`: the first gets the
 /// driver's error itself, the others one of its kind.
-pub(super) fn each_failed(failed: StoreError, count: usize) -> Vec<StoreResult<bool>> {
+fn each_failed(failed: StoreError, count: usize) -> Vec<StoreResult<Option<bool>>> {
     let unavailable = matches!(failed, StoreError::Unavailable(_));
     let mut failed = Some(failed);
     (0..count)

@@ -68,23 +68,9 @@ pub const FIND_REFRESH: &str = concat!(
      JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id WHERE t.hash = $1"
 );
 /// The compare-and-swap: only the generation that was judged, only while not revoked.
-macro_rules! rotate {
-    () => {
-        "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
-         last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
-         WHERE id = $5 AND generation = $6 AND revoked_at IS NULL"
-    };
-}
-pub const ROTATE: &str = rotate!();
-/// The whole rotation in one statement, so in one round trip and one implicit transaction: the
-/// compare-and-swap, then the new refresh token (`$7`, issued at `$1`) of the generation it made,
-/// inserted only if it made one. PostgreSQL only: SQLite has no UPDATE inside a WITH.
-pub const POSTGRES_ROTATE: &str = concat!(
-    "WITH rotated AS (",
-    rotate!(),
-    " RETURNING id, generation) INSERT INTO refresh_tokens \
-     (hash, session_id, generation, issued_at) SELECT $7, id, generation, $1 FROM rotated"
-);
+pub const ROTATE: &str = "UPDATE sessions SET generation = generation + 1, rotated_at = $1, \
+     last_used_at = $2, idle_expires_at = $3, sealed_token = $4 \
+     WHERE id = $5 AND generation = $6 AND revoked_at IS NULL";
 pub const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
 /// Every live session of the user but `$3` (empty: none is kept; no session id is empty).
@@ -281,9 +267,6 @@ pub const LOOKUPS: &[(&str, &str)] = &[
     ("delete_user", DELETE_USER),
 ];
 
-/// The lookups of one backend only, checked on that one.
-pub const POSTGRES_LOOKUPS: &[(&str, &str)] = &[("postgres_rotate", POSTGRES_ROTATE)];
-
 /// PostgreSQL only: what a login's session writes once its user's row is locked, in one statement
 /// of four parts: `CLEAR_THROTTLE`, `EVICT_SESSIONS`, `INSERT_SESSION` and `INSERT_TOKEN`, each
 /// with its parameters renumbered to follow the previous part's (so that binding each part's values
@@ -301,11 +284,15 @@ pub static POSTGRES_OPEN_SESSION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The rotations of a batch in one statement (PostgreSQL, see `postgres_batch.rs`): `ROTATE` over
-/// the rows of arrays `$1`-`$6` (session ids, generations judged, times, idle expiries, sealed
-/// tokens, new tokens' hashes), then the new tokens of the generations it made; returns their
-/// hashes. Built once from `ROTATE`, its parameters made the batch's columns (empty, so failing
-/// each time it runs, only if `ROTATE` numbered more than six: a unit test builds it).
+/// The rotations of a batch in one statement (PostgreSQL, see `postgres_batch.rs`), over the rows
+/// of arrays `$1`-`$6` (session ids, generations judged, times, idle expiries, sealed tokens, new
+/// tokens' hashes). It first locks the batch's sessions that no other transaction holds (`SKIP
+/// LOCKED`: it never waits for a row, so it never waits in a circle either), then runs `ROTATE`'s
+/// compare-and-swap on those and inserts the new tokens of the generations it made. Rows: the hash
+/// of each token inserted (`made`), and the session of each rotation whose row was held elsewhere
+/// or not found (`skipped`), to be made on its own. Built once from `ROTATE`, its parameters made
+/// the batch's columns (empty, so failing each time it runs, only if `ROTATE` numbered more than
+/// six: a unit test builds it).
 pub static POSTGRES_ROTATE_ALL: LazyLock<String> = LazyLock::new(|| {
     let columns = [
         "b_now",
@@ -323,9 +310,14 @@ pub static POSTGRES_ROTATE_ALL: LazyLock<String> = LazyLock::new(|| {
         "WITH batch AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], \
          $4::bigint[], $5::bytea[], $6::bytea[]) \
          AS b (b_session, b_expected, b_now, b_idle, b_sealed, b_hash)), \
-         rotated AS ({update} FROM batch WHERE {filter} RETURNING id, generation, b_hash, b_now) \
-         INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) \
-         SELECT b_hash, id, generation, b_now FROM rotated RETURNING hash"
+         locked AS (SELECT id AS l_id FROM sessions WHERE id IN (SELECT b_session FROM batch) \
+         FOR UPDATE SKIP LOCKED), \
+         rotated AS ({update} FROM batch JOIN locked ON l_id = b_session WHERE {filter} \
+         RETURNING id, generation, b_hash, b_now), \
+         made AS (INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) \
+         SELECT b_hash, id, generation, b_now FROM rotated RETURNING hash) \
+         SELECT hash AS made, NULL::text AS skipped FROM made UNION ALL \
+         SELECT NULL, b_session FROM batch WHERE b_session NOT IN (SELECT l_id FROM locked)"
     )
 });
 
@@ -362,8 +354,8 @@ mod tests {
         for part in [
             "UPDATE sessions SET generation = generation + 1, rotated_at = b_now, \
              last_used_at = b_now, idle_expires_at = b_idle, sealed_token = b_sealed \
-             FROM batch WHERE id = b_session AND generation = b_expected \
-             AND revoked_at IS NULL RETURNING",
+             FROM batch JOIN locked ON l_id = b_session WHERE id = b_session \
+             AND generation = b_expected AND revoked_at IS NULL RETURNING",
             "SELECT b_hash, id, generation, b_now FROM rotated",
         ] {
             assert!(sql.contains(part), "{part} not in {sql}");
@@ -388,9 +380,6 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("pub const ") && !line.contains("&["))
             .count();
-        assert_eq!(
-            declared,
-            LOOKUPS.len() + POSTGRES_LOOKUPS.len() + NOT_LOOKUPS.len()
-        );
+        assert_eq!(declared, LOOKUPS.len() + NOT_LOOKUPS.len());
     }
 }

@@ -41,8 +41,9 @@ struct SqliteCommit {
 
 #[async_trait::async_trait]
 impl Commit for SqliteCommit {
-    async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<bool>>> {
-        rotate_all(&mut *self.writer.acquire().await?, batch).await
+    async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<Option<bool>>>> {
+        let answers = rotate_all(&mut *self.writer.acquire().await?, batch).await?;
+        Ok(answers.into_iter().map(|a| a.map(Some)).collect())
     }
 }
 

@@ -133,7 +133,20 @@ where
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
-        self.rotations.rotate(r.clone()).await
+        if (r.event.is_none() || DB::BATCHES_RECORDED_ROTATIONS)
+            && let Some(made) = self.rotations.rotate(r.clone()).await?
+        {
+            return Ok(made);
+        }
+        // Not batched (see `Backend::BATCHES_RECORDED_ROTATIONS`), or left by its batch to be made
+        // on its own.
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
+        if !Self::rotate_in(&mut tx, r).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn revoke_session(
