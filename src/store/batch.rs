@@ -24,7 +24,9 @@ const QUEUE: usize = 1024;
 pub(super) trait Commit: Send + Sync + 'static {
     /// Each rotation's answer, in order, valid once this returns: whether it was made, or `None`
     /// when it was left to its caller to make on its own; or an error of its own. `Err`: nothing
-    /// of the batch was written.
+    /// of the batch was written, or (the connection lost after the commit was sent) whether it
+    /// was is unknown; either way every caller hears the error, and a client's retry of the same
+    /// token within the grace window gets the successor if it was.
     async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<Option<bool>>>>;
 }
 

@@ -81,8 +81,10 @@ impl From<rusqlite::Error> for StoreError {
 fn transient(code: &str) -> bool {
     if code.len() == 5 {
         // PostgreSQL class 08 (connection exception), 53 (insufficient resources), 57P (operator
-        // intervention: shutdown, admin shutdown, cannot connect now).
-        ["08", "53", "57P"]
+        // intervention: shutdown, admin shutdown, cannot connect now); and a statement that ran
+        // past `statement_timeout` (57014: busy past its timeout, as SQLite's busy below), lost a
+        // serialization or deadlock check (40001, 40P01) or could not take a lock (55P03).
+        ["08", "53", "57P", "57014", "40001", "40P01", "55P03"]
             .iter()
             .any(|class| code.starts_with(class))
     } else {
@@ -144,12 +146,17 @@ mod tests {
     }
 
     #[test]
-    fn busy_sqlite_and_unreachable_postgres_are_unavailable_and_nothing_else_is() {
-        for code in ["5", "6", "261", "517", "08006", "53300", "57P01", "57P03"] {
+    fn busy_sqlite_and_unreachable_or_timed_out_postgres_are_unavailable_and_nothing_else_is() {
+        for code in [
+            "5", "6", "261", "517", "08006", "53300", "57P01", "57P03", "57014", "40001", "40P01",
+            "55P03",
+        ] {
             assert_eq!(kind_of(code), "unavailable", "{code}");
         }
         // 531 (a SQLite constraint) and 5386 (a SQLite I/O error) only look like PostgreSQL classes.
-        for code in ["1", "19", "2067", "531", "5386", "23505", "57014", "42P01"] {
+        for code in [
+            "1", "19", "2067", "531", "5386", "23505", "57000", "42P01", "40000",
+        ] {
             assert_eq!(kind_of(code), "other", "{code}");
         }
     }

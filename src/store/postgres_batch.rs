@@ -53,7 +53,10 @@ impl Commit for PostgresCommit {
         Ok(batch
             .iter()
             .map(|r| {
-                if made.contains(&r.token_hash.0) {
+                if r.event.is_some() {
+                    // Its account event is written by no statement here: its caller's to make.
+                    Ok(None)
+                } else if made.contains(&r.token_hash.0) {
                     Ok(Some(true))
                 } else if skipped.contains(&r.session_id) {
                     Ok(None)

@@ -1,7 +1,8 @@
 //! Store outages, on a throwaway PostgreSQL cluster of the test's own that is stopped and started:
 //! calls fail fast with STORE_UNAVAILABLE (never a hang, never an unchecked `active=true`, never
 //! reuse), health and readiness say so, and the server recovers by itself; a restart while the
-//! store idles fails no call after it.
+//! store idles fails no call after it. A call that waits for a row past the statement timeout is
+//! as unavailable, safe to retry.
 
 use std::{
     fmt::Debug,
@@ -22,7 +23,7 @@ use crate::helpers::{
     app::{master_key, spawn_app_with, use_store},
     client::{http_get, reason, refresh_with, wait_health, with_bearer},
     crash::{PASSWORD, USER},
-    postgres::Cluster,
+    postgres::{Cluster, fresh_postgres_database},
     process::Server,
 };
 
@@ -196,4 +197,35 @@ async fn a_restart_of_postgres_while_the_store_idles_fails_no_call_after_it() {
     };
     let written = store.swap_throttle(USER, None, &counted).await;
     assert!(written.expect("a write after the restart"));
+}
+
+/// A call that waits for a row past PostgreSQL's statement timeout (5 s) fails UNAVAILABLE /
+/// STORE_UNAVAILABLE, safe to retry, not INTERNAL: here a login, while another transaction holds
+/// its user's row. Once the row is free, the same login opens its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_waiting_for_a_row_past_the_statement_timeout_is_store_unavailable() {
+    use sqlx::Connection;
+    let (url, key) = (fresh_postgres_database().await, master_key());
+    let app = spawn_app_with(|a| use_store(a, &url, Some(&key))).await;
+    app.add_user(USER, PASSWORD, &[]).await;
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE username = $1 FOR UPDATE")
+        .bind(USER)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let status = app.try_login(USER, PASSWORD).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unavailable, "STORE_UNAVAILABLE"),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "it did not wait"
+    );
+    held.rollback().await.unwrap();
+    app.login(USER, PASSWORD).await;
 }
