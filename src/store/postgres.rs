@@ -93,7 +93,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 impl Backend for Postgres {
     const INSERT_SESSION_EVENTS: &'static str = q::POSTGRES_INSERT_SESSION_EVENTS;
-    const BATCHES_RECORDED_ROTATIONS: bool = false;
 
     fn open_session_call(new: &NewSession<'_>, origin: &str) -> Option<StoreResult<Bound<Self>>> {
         Some(postgres_open_session::call(new, origin))

@@ -12,8 +12,8 @@
 //! always did (see `store_impl.rs`): it holds up no other, and as the batch's statement never
 //! waits for a row, batches never wait on each other in a circle. If the statement fails (a token
 //! already stored), nothing of it was written, and each of its rotations is left to its caller so,
-//! so that the failure is its own rotation's alone. A rotation that records an account event is
-//! not batched.
+//! so that the failure is its own rotation's alone. So is a rotation that records an account
+//! event (a refresh from a new address), which the statement would not write.
 
 use std::collections::HashSet;
 
@@ -41,9 +41,10 @@ struct PostgresCommit {
 
 #[async_trait::async_trait]
 impl Commit for PostgresCommit {
-    /// Rotations that record an account event never come here (see `store_impl.rs`).
     async fn commit(&self, batch: &[Rotation]) -> StoreResult<Vec<StoreResult<Option<bool>>>> {
-        let (made, skipped) = match self.rotate_all(batch).await {
+        // The statement writes no account event: a rotation that records one is not in it.
+        let plain: Vec<&Rotation> = batch.iter().filter(|r| r.event.is_none()).collect();
+        let (made, skipped) = match self.rotate_all(&plain).await {
             Ok(outcome) => outcome,
             Err(unavailable @ StoreError::Unavailable(_)) => return Err(unavailable),
             // Nothing of it was written: each to be made on its own, so that the failure is its
@@ -54,7 +55,6 @@ impl Commit for PostgresCommit {
             .iter()
             .map(|r| {
                 if r.event.is_some() {
-                    // Its account event is written by no statement here: its caller's to make.
                     Ok(None)
                 } else if made.contains(&r.token_hash.0) {
                     Ok(Some(true))
@@ -74,9 +74,12 @@ impl PostgresCommit {
     /// written nothing.
     async fn rotate_all(
         &self,
-        batch: &[Rotation],
+        batch: &[&Rotation],
     ) -> StoreResult<(HashSet<Vec<u8>>, HashSet<String>)> {
-        let column = |f: fn(&Rotation) -> i64| batch.iter().map(f).collect::<Vec<_>>();
+        if batch.is_empty() {
+            return Ok(Default::default());
+        }
+        let column = |f: fn(&Rotation) -> i64| batch.iter().map(|r| f(r)).collect::<Vec<_>>();
         let rows: Vec<(Option<Vec<u8>>, Option<String>)> =
             sqlx::query_as(q::POSTGRES_ROTATE_ALL.as_str())
                 .bind(

@@ -31,11 +31,6 @@ pub trait Backend: Database {
     /// A session event for each id of a JSON array (see `queries.rs`).
     const INSERT_SESSION_EVENTS: &'static str;
 
-    /// Whether a rotation that records an account event goes to the batches with the others
-    /// (SQLite: they are made on its one writer in any case); if not, it is made in a transaction
-    /// of its own (PostgreSQL: its batches are one statement, which writes no event).
-    const BATCHES_RECORDED_ROTATIONS: bool;
-
     /// The call that opens a login's session in one round trip (`postgres_open_session.rs`),
     /// announcing its revocations as made by `origin`, where the database can run it.
     fn open_session_call(_new: &NewSession<'_>, _origin: &str) -> Option<StoreResult<Bound<Self>>> {

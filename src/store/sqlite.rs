@@ -137,7 +137,6 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 impl Backend for Sqlite {
     const INSERT_SESSION_EVENTS: &'static str = q::SQLITE_INSERT_SESSION_EVENTS;
-    const BATCHES_RECORDED_ROTATIONS: bool = true;
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()

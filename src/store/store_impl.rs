@@ -133,13 +133,10 @@ where
     }
 
     async fn rotate(&self, r: &Rotation) -> StoreResult<bool> {
-        if (r.event.is_none() || DB::BATCHES_RECORDED_ROTATIONS)
-            && let Some(made) = self.rotations.rotate(r.clone()).await?
-        {
+        if let Some(made) = self.rotations.rotate(r.clone()).await? {
             return Ok(made);
         }
-        // Not batched (see `Backend::BATCHES_RECORDED_ROTATIONS`), or left by its batch to be made
-        // on its own.
+        // Left by its batch to be made on its own (see `postgres_batch.rs`).
         let mut conn = self.writer.acquire().await?;
         let mut tx = conn.begin().await?;
         if !Self::rotate_in(&mut tx, r).await? {

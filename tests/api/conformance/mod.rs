@@ -237,6 +237,12 @@ async fn arriving_together(store: Arc<dyn Store>, clash: bool) {
     rotations.push((rotation("s1", 1, racer_b.clone()), None));
     rotations.push((rotation("s2", 7, hash()), Some(false)));
     rotations.push((rotation("nobody", 1, hash()), Some(false)));
+    // One that records an account event (a refresh from a new address), among the others.
+    open(store.as_ref(), &session("s22", "u1")).await;
+    let recorded_hash = hash();
+    let mut recorded = rotation("s22", 1, recorded_hash.clone());
+    recorded.event = Some(event("u1", EventKind::RefreshIpChanged));
+    rotations.push((recorded, Some(true)));
     // The token of s1's first generation, offered again as another session's next: the insert
     // fails, and that session stays as it was.
     let lone = open(store.as_ref(), &session("s21", "u1")).await;
@@ -260,7 +266,12 @@ async fn arriving_together(store: Arc<dyn Store>, clash: bool) {
     let racers = &answers[ids.len()..ids.len() + 2];
     let won: Vec<bool> = racers.iter().map(|a| *a.as_ref().unwrap()).collect();
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
-    // What was answered is what is stored.
+    // What was answered is what is stored: the recorded rotation once, with its one event.
+    let found = store.find_refresh(&recorded_hash).await.unwrap().unwrap();
+    assert_eq!((found.generation, found.session.generation), (2, 2));
+    let events = store.events_after(0, 1_000).await.unwrap();
+    let kinds = events.iter().filter(|e| e.kind == "refresh_ip_changed");
+    assert_eq!(kinds.count(), 1);
     for (id, h) in ids.iter().zip(&fresh) {
         let found = store.find_refresh(h).await.unwrap();
         let found = found.unwrap_or_else(|| panic!("{id}'s new token"));
