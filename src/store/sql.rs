@@ -146,7 +146,7 @@ where
     /// A rotation inside a caller's transaction: the compare-and-swap on the session's generation,
     /// then the new token's row. `false`, having written nothing, when the generation has moved.
     pub(super) async fn rotate_in(tx: &mut Transaction<'_, DB>, r: &Rotation) -> StoreResult<bool> {
-        let rotated = Self::rotation(q::ROTATE, r).execute(&mut **tx).await?;
+        let rotated = Self::rotation(r).execute(&mut **tx).await?;
         if DB::rows_affected(&rotated) != 1 {
             return Ok(false);
         }
@@ -165,10 +165,9 @@ where
         Ok(true)
     }
 
-    /// A rotation's compare-and-swap (`sql` begins as `queries::ROTATE` does), its six parameters
-    /// bound.
-    pub(super) fn rotation(sql: &'static str, r: &Rotation) -> Query<'static, DB, DB::Arguments> {
-        sqlx::query(sql)
+    /// A rotation's compare-and-swap (`queries::ROTATE`), its six parameters bound.
+    fn rotation(r: &Rotation) -> Bound<DB> {
+        sqlx::query(q::ROTATE)
             .bind(r.now)
             .bind(r.now)
             .bind(r.idle_expires_at)
