@@ -41,6 +41,15 @@ pub fn check(record: &Record, now: UnixMs) -> Result<(), UnixMs> {
     }
 }
 
+/// A login attempt at `now`, counted as a failure before its password is checked: the name's
+/// record (`None`: it has none) with the attempt, or `Err(locked_until)` while the name is locked,
+/// when nothing is counted.
+pub fn count(record: Option<&Record>, now: UnixMs, policy: &Policy) -> Result<Record, UnixMs> {
+    let record = record.copied().unwrap_or_default();
+    check(&record, now)?;
+    Ok(fail(&record, now, policy))
+}
+
 /// The record after one more failure at `now`.
 pub fn fail(record: &Record, now: UnixMs, policy: &Policy) -> Record {
     let mut next = *record;
@@ -78,6 +87,19 @@ mod tests {
             r = fail(&r, now, &Policy::default());
         }
         r
+    }
+
+    #[test]
+    fn an_attempt_is_counted_unless_the_name_is_locked() {
+        let policy = Policy::default();
+        let first = count(None, T0, &policy).unwrap();
+        assert_eq!(first, fail(&Record::default(), T0, &policy));
+        let locked = fail_n(first, 9, T0);
+        assert_eq!(count(Some(&locked), T0 + 1, &policy), Err(T0 + 30_000));
+        assert_eq!(
+            count(Some(&locked), T0 + 30_000, &policy),
+            Ok(fail(&locked, T0 + 30_000, &policy))
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Service {
             .await?
             .ok_or(ServiceError::AccessTokenInvalid)?;
         let username = Username::parse(&user.username)?;
-        let counted = self.admit_attempt(&username).await?;
+        let (counted, _) = self.admit_attempt(&username).await?;
         let verdict = admission
             .check(current, Some(user.password_hash.expose().clone()))
             .await?;

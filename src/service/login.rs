@@ -10,7 +10,7 @@ use crate::{
         family, scope, secs_until, throttle,
         types::{ClientId, Device, Password, Username},
     },
-    store::{NewSession, SessionRecord, UserRecord},
+    store::{Attempt, NewSession, SessionRecord, UserRecord},
 };
 
 /// A login, validated at the edge. `Debug` leaves the password out (see [`Password`]).
@@ -48,8 +48,7 @@ impl Service {
         let admission = self.hasher.admit()?;
         // The attempt is counted as a failure before the password is checked, so that however many
         // arrive at once, at most `max_failures` per window are ever checked; a success clears it.
-        let counted = self.admit_attempt(&username).await?;
-        let user = self.store.user_by_name(username.as_str()).await?;
+        let (counted, user) = self.admit_attempt(&username).await?;
         let verdict = admission
             .check(
                 password,
@@ -111,27 +110,28 @@ impl Service {
     }
 
     /// Refuses the attempt while the name is locked; otherwise counts it as a failure (a lost race
-    /// with another attempt re-reads and counts again) and returns the record with it.
+    /// with another attempt re-reads and counts again) and returns the record with it, and the
+    /// user of that name.
     pub(super) async fn admit_attempt(
         &self,
         username: &Username,
-    ) -> ServiceResult<throttle::Record> {
+    ) -> ServiceResult<(throttle::Record, Option<UserRecord>)> {
         // Each lost race means another attempt was counted; under a flood of them, give up.
         for _ in 0..32 {
-            let record = self.store.throttle(username.as_str()).await?;
             let now = self.clock.now();
-            if let Some(Err(until)) = record.as_ref().map(|r| throttle::check(r, now)) {
-                return Err(ServiceError::TooManyAttempts {
-                    retry_after_secs: secs_until(until, now),
-                });
-            }
-            let counted = throttle::fail(&record.unwrap_or_default(), now, &self.settings.throttle);
-            if self
+            let policy = &self.settings.throttle;
+            match self
                 .store
-                .swap_throttle(username.as_str(), record.as_ref(), &counted)
+                .count_attempt(username.as_str(), now, policy)
                 .await?
             {
-                return Ok(counted);
+                Attempt::Counted { record, user } => return Ok((record, user)),
+                Attempt::Locked(until) => {
+                    return Err(ServiceError::TooManyAttempts {
+                        retry_after_secs: secs_until(until, now),
+                    });
+                }
+                Attempt::Raced => {}
             }
         }
         Err(ServiceError::Overloaded)

@@ -1,13 +1,17 @@
 //! A login's two writes on SQLite, the attempt counted before the password check and the session
 //! opened after it, each made in one hand-off: a blocking thread runs the whole transaction on a
-//! connection of rusqlite's to the same file, in the writer's turn (see `connections.rs`). Through
-//! sqlx every statement is a hand-off to the connection's thread and back, about a dozen per
-//! session opened; and both writes go through this one connection, so that from one login to the
-//! next its page cache stays warm while nothing else writes (SQLite drops a connection's cache
-//! whenever another connection has written since its last transaction: a rotation between two
-//! logins costs each connection a re-read of its pages). With a trivial hash this cut the server's
-//! CPU per login outside the hash by 11-13 % (BENCHMARKS.md). PostgreSQL opens a session in one
-//! call of a function (`postgres_open_session.rs`) and counts an attempt as every other write.
+//! connection of rusqlite's to the same file, in the writer's turn (see `connections.rs`). The
+//! attempt's transaction also reads what the login needs before its hash: the name's throttle
+//! record and its user, so that nothing else is read before the password is checked, and no other
+//! attempt can slip in between the read and the write. Through sqlx every statement is a hand-off
+//! to the connection's thread and back, about a dozen per session opened; and both writes go
+//! through this one connection, so that from one login to the next its page cache stays warm while
+//! nothing else writes (SQLite drops a connection's cache whenever another connection has written
+//! since its last transaction: a rotation between two logins costs each connection a re-read of its
+//! pages). With a trivial hash this cut the server's CPU per login outside the hash by 11-13 %, and
+//! the reads' move into the attempt's transaction by about another 12 % (BENCHMARKS.md).
+//! PostgreSQL opens a session in one call of a function (`postgres_open_session.rs`), reads the
+//! record and the user in one statement, and counts an attempt as every other write.
 //!
 //! The statements are those of `queries.rs` (the session's in `sqlite_open_session.rs`); the other
 //! writes stay on sqlx's writer connection.
@@ -25,13 +29,14 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use sqlx::Sqlite;
 
 use super::{
-    NewSession, StoreError, StoreResult,
+    Attempt, NewSession, StoreError, StoreResult, UserRecord,
     connections::{Checkout, Connections},
     queries as q,
+    rows::{ThrottleRow, UserRow},
     sqlite_open_session::Opening,
-    sqlite_statements::execute,
+    sqlite_statements::{execute, first_row},
 };
-use crate::domain::{revocation::Revocation, throttle};
+use crate::domain::{UnixMs, revocation::Revocation, throttle};
 
 /// Makes a login's writes apart from the store's writer ([`SqliteLoginWrites`] on SQLite).
 #[async_trait::async_trait]
@@ -43,6 +48,14 @@ pub(super) trait LoginWrites: Send + Sync {
         expected: Option<&throttle::Record>,
         r: &throttle::Record,
     ) -> StoreResult<bool>;
+
+    /// `Store::count_attempt`, in one transaction: never `Raced`.
+    async fn count_attempt(
+        &self,
+        username: &str,
+        now: UnixMs,
+        policy: &throttle::Policy,
+    ) -> StoreResult<Attempt>;
 
     /// `Store::create_session`.
     async fn open_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>>;
@@ -119,28 +132,64 @@ impl LoginWrites for SqliteLoginWrites {
         r: &throttle::Record,
     ) -> StoreResult<bool> {
         let (username, expected, r) = (username.to_owned(), expected.copied(), *r);
-        let swapped = self.in_turn(move |tx| {
-            let new = columns(&r);
-            let changed = if let Some(old) = expected {
-                let old = columns(&old);
-                let values: [&dyn ToSql; 9] = [
-                    &new[0], &new[1], &new[2], &new[3], &username, &old[0], &old[1], &old[2],
-                    &old[3],
-                ];
-                execute(tx, q::SWAP_THROTTLE, &values)?
-            } else {
-                let values: [&dyn ToSql; 5] = [&new[0], &new[1], &new[2], &new[3], &username];
-                execute(tx, q::INSERT_THROTTLE, &values)?
-            };
-            Ok(Some(changed == 1))
-        });
+        let swapped =
+            self.in_turn(move |tx| Ok(Some(write_throttle(tx, &username, expected.as_ref(), &r)?)));
         Ok(swapped.await? == Some(true))
+    }
+
+    async fn count_attempt(
+        &self,
+        username: &str,
+        now: UnixMs,
+        policy: &throttle::Policy,
+    ) -> StoreResult<Attempt> {
+        let (username, policy) = (username.to_owned(), *policy);
+        let attempt = self.in_turn(move |tx| {
+            let name: [&dyn ToSql; 1] = [&username];
+            let record = first_row(tx, q::THROTTLE, &name, ThrottleRow::from_rusqlite)?
+                .map(throttle::Record::from);
+            let counted = match throttle::count(record.as_ref(), now, &policy) {
+                Ok(counted) => counted,
+                // Nothing written: the commit that follows is empty.
+                Err(until) => return Ok(Some(Attempt::Locked(until))),
+            };
+            // The write lock is held from the read: the swap cannot lose.
+            write_throttle(tx, &username, record.as_ref(), &counted)?;
+            let user = first_row(tx, q::USER_BY_NAME, &name, UserRow::from_rusqlite)?;
+            Ok(Some(Attempt::Counted {
+                record: counted,
+                user: user.map(UserRecord::from),
+            }))
+        });
+        // The transaction above always answers; were it not to, counting again is safe.
+        Ok(attempt.await?.unwrap_or(Attempt::Raced))
     }
 
     async fn open_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {
         let opening = Opening::from(new);
         self.in_turn(move |tx| opening.write(tx)).await
     }
+}
+
+/// `INSERT_THROTTLE` (`expected`: `None`) or `SWAP_THROTTLE`: whether `r` went in.
+fn write_throttle(
+    tx: &rusqlite::Transaction<'_>,
+    username: &str,
+    expected: Option<&throttle::Record>,
+    r: &throttle::Record,
+) -> StoreResult<bool> {
+    let new = columns(r);
+    let changed = if let Some(old) = expected {
+        let old = columns(old);
+        let values: [&dyn ToSql; 9] = [
+            &new[0], &new[1], &new[2], &new[3], &username, &old[0], &old[1], &old[2], &old[3],
+        ];
+        execute(tx, q::SWAP_THROTTLE, &values)?
+    } else {
+        let values: [&dyn ToSql; 5] = [&new[0], &new[1], &new[2], &new[3], &username];
+        execute(tx, q::INSERT_THROTTLE, &values)?
+    };
+    Ok(changed == 1)
 }
 
 /// A throttle record's columns, as `INSERT_THROTTLE` and `SWAP_THROTTLE` take them.

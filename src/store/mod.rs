@@ -77,6 +77,22 @@ pub struct UserRecord {
     pub created_at: UnixMs,
 }
 
+/// A login attempt as [`Store::count_attempt`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The name is locked until then: nothing was counted.
+    Locked(UnixMs),
+    /// Counted against the name (`record`: the name's record with it); `user`: the user of that
+    /// name, if there is one.
+    Counted {
+        record: throttle::Record,
+        user: Option<UserRecord>,
+    },
+    /// Another attempt changed the name's record between this one's read and its write: nothing
+    /// was counted, and counting again reads the new record.
+    Raced,
+}
+
 /// A session as its table holds it (hence the derived row mapping).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx_macros::FromRow)]
 pub struct SessionRecord {
@@ -236,6 +252,17 @@ pub trait Store: AccountStore + Send + Sync + 'static {
         record: &throttle::Record,
     ) -> StoreResult<bool>;
     async fn clear_throttle(&self, username: &str) -> StoreResult<()>;
+    /// A login's first step: counts an attempt against `username` as `throttle::count` does at
+    /// `now` under `policy` (the record swapped as `swap_throttle` does), and reads the user of
+    /// that name. On SQLite it is one transaction, which no other attempt can race; on PostgreSQL
+    /// one statement reads the record and the user, and an attempt that lost the swap to another
+    /// is `Raced`.
+    async fn count_attempt(
+        &self,
+        username: &str,
+        now: UnixMs,
+        policy: &throttle::Policy,
+    ) -> StoreResult<Attempt>;
 
     /// Opens a session with its first refresh token (generation 1), only while the user is enabled
     /// and still has the password hash the login checked (or already its re-hash): `None` when a

@@ -43,6 +43,15 @@ pub const CHANGE_USER: &str = "UPDATE users \
      password_hash = COALESCE($2, password_hash), disabled = (disabled OR $3) WHERE id = $4";
 
 pub const THROTTLE: &str = "SELECT * FROM login_throttle WHERE username = $1";
+/// PostgreSQL only (SQLite reads both in the attempt's transaction, `login_writes.rs`): a login's
+/// two reads before it counts its attempt, in one round trip: the name's throttle record and its
+/// user, each columns of NULLs when there is none.
+pub const POSTGRES_THROTTLE_AND_USER: &str = "SELECT t.failures, t.window_started_at, t.locked_until, \
+     t.lockouts, u.id, u.username, u.password_hash, u.scopes, u.disabled, u.not_before, \
+     u.created_at \
+     FROM (SELECT CAST($1 AS TEXT) AS name) AS asked \
+     LEFT JOIN login_throttle AS t ON t.username = asked.name \
+     LEFT JOIN users AS u ON u.username = asked.name";
 /// The first failure of a username; does nothing when another replica's got there first.
 pub const INSERT_THROTTLE: &str = "INSERT INTO login_throttle \
      (failures, window_started_at, locked_until, lockouts, username) \
@@ -321,6 +330,11 @@ pub static POSTGRES_ROTATE_ALL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Statements that find rows which only PostgreSQL runs, by name: planned on PostgreSQL alone (the
+/// test of `LOOKUPS`, with the two built of others).
+pub const POSTGRES_LOOKUPS: &[(&str, &str)] =
+    &[("postgres_throttle_and_user", POSTGRES_THROTTLE_AND_USER)];
+
 /// The statements that need no plan: plain INSERTs find no rows (their unique checks are the
 /// primary keys'), nor do those that insert from a JSON array, `PING`, `SQLITE_DATABASE_FILE` and
 /// `NOTIFY_REVOCATIONS` read no table, and `KEYS` reads the whole (small) key table on purpose.
@@ -380,6 +394,9 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("pub const ") && !line.contains("&["))
             .count();
-        assert_eq!(declared, LOOKUPS.len() + NOT_LOOKUPS.len());
+        assert_eq!(
+            declared,
+            LOOKUPS.len() + POSTGRES_LOOKUPS.len() + NOT_LOOKUPS.len()
+        );
     }
 }

@@ -28,6 +28,21 @@ pub(super) struct UserRow {
     created_at: UnixMs,
 }
 
+impl UserRow {
+    /// The row as rusqlite reads it (`login_writes.rs`), by the same column names.
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            username: row.get("username")?,
+            password_hash: row.get("password_hash")?,
+            scopes: row.get("scopes")?,
+            disabled: row.get("disabled")?,
+            not_before: row.get("not_before")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
 impl From<UserRow> for UserRecord {
     fn from(row: UserRow) -> Self {
         Self {
@@ -50,6 +65,18 @@ pub(super) struct ThrottleRow {
     lockouts: i64,
 }
 
+impl ThrottleRow {
+    /// The row as rusqlite reads it (`login_writes.rs`), by the same column names.
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            failures: row.get("failures")?,
+            window_started_at: row.get("window_started_at")?,
+            locked_until: row.get("locked_until")?,
+            lockouts: row.get("lockouts")?,
+        })
+    }
+}
+
 impl From<ThrottleRow> for throttle::Record {
     fn from(row: ThrottleRow) -> Self {
         // Counts past u32 cannot come from this code; a hand-edited row saturates, not fails.
@@ -59,6 +86,73 @@ impl From<ThrottleRow> for throttle::Record {
             locked_until: row.locked_until,
             lockouts: u32::try_from(row.lockouts).unwrap_or(u32::MAX),
         }
+    }
+}
+
+/// `THROTTLE_AND_USER`'s row: a throttle record's columns and a user's, each all NULL when there
+/// is none (every one of them is `NOT NULL` in its table).
+#[derive(sqlx_macros::FromRow)]
+pub(super) struct ThrottleAndUserRow {
+    failures: Option<i64>,
+    window_started_at: Option<UnixMs>,
+    locked_until: Option<UnixMs>,
+    lockouts: Option<i64>,
+    id: Option<String>,
+    username: Option<String>,
+    password_hash: Option<String>,
+    scopes: Option<String>,
+    disabled: Option<bool>,
+    not_before: Option<UnixMs>,
+    created_at: Option<UnixMs>,
+}
+
+impl ThrottleAndUserRow {
+    pub(super) fn split(self) -> (Option<throttle::Record>, Option<UserRecord>) {
+        let record = match (
+            self.failures,
+            self.window_started_at,
+            self.locked_until,
+            self.lockouts,
+        ) {
+            (Some(failures), Some(window_started_at), Some(locked_until), Some(lockouts)) => {
+                Some(ThrottleRow {
+                    failures,
+                    window_started_at,
+                    locked_until,
+                    lockouts,
+                })
+            }
+            _ => None,
+        };
+        let user = match (
+            self.id,
+            self.username,
+            self.password_hash,
+            self.scopes,
+            self.disabled,
+            self.not_before,
+            self.created_at,
+        ) {
+            (
+                Some(id),
+                Some(username),
+                Some(password_hash),
+                Some(scopes),
+                Some(disabled),
+                Some(not_before),
+                Some(created_at),
+            ) => Some(UserRow {
+                id,
+                username,
+                password_hash,
+                scopes,
+                disabled,
+                not_before,
+                created_at,
+            }),
+            _ => None,
+        };
+        (record.map(Into::into), user.map(Into::into))
     }
 }
 

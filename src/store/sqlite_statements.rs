@@ -1,7 +1,7 @@
 //! Statements of `queries.rs` run through rusqlite (see `login_writes.rs`), bound as sqlx binds
 //! them: `$1` to the first value.
 
-use rusqlite::{Connection, Statement, ToSql, types::FromSql};
+use rusqlite::{Connection, Row, Statement, ToSql, types::FromSql};
 
 use super::StoreResult;
 
@@ -35,6 +35,19 @@ pub(super) fn column<T: FromSql>(
         found.push(row.get(0)?);
     }
     Ok(found)
+}
+
+/// The first row a statement returns, if any, as `map` reads it.
+pub(super) fn first_row<T>(
+    tx: &Connection,
+    sql: &str,
+    values: &[&dyn ToSql],
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    let mut statement = tx.prepare_cached(sql)?;
+    bind(&mut statement, values)?;
+    let mut rows = statement.raw_query();
+    Ok(rows.next()?.map(map).transpose()?)
 }
 
 /// Binds `values` to a statement of numbered parameters, `$1` to the first, as sqlx does. SQLite

@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Connection, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{
-    FoundRefresh, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store,
+    Attempt, FoundRefresh, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Signals, Store,
     StoreResult, UserRecord, UserRevocation,
     events::revoked_detail,
     queries as q,
-    rows::{RefreshRow, RevocationRow, ThrottleRow},
+    rows::{RefreshRow, RevocationRow, ThrottleAndUserRow, ThrottleRow},
     sql::{Backend, Revoked, SqlStore},
 };
 use crate::domain::{
@@ -118,6 +118,36 @@ where
         let clear = sqlx::query(q::CLEAR_THROTTLE).bind(username);
         clear.execute(&mut *self.writer.acquire().await?).await?;
         Ok(())
+    }
+
+    async fn count_attempt(
+        &self,
+        username: &str,
+        now: UnixMs,
+        policy: &throttle::Policy,
+    ) -> StoreResult<Attempt> {
+        if let Some(login) = &self.login {
+            return login.count_attempt(username, now, policy).await;
+        }
+        let row: ThrottleAndUserRow = sqlx::query_as(q::POSTGRES_THROTTLE_AND_USER)
+            .bind(username)
+            .fetch_one(&mut *self.readers.acquire().await?)
+            .await?;
+        let (record, user) = row.split();
+        let counted = match throttle::count(record.as_ref(), now, policy) {
+            Ok(counted) => counted,
+            Err(until) => return Ok(Attempt::Locked(until)),
+        };
+        if !self
+            .swap_throttle(username, record.as_ref(), &counted)
+            .await?
+        {
+            return Ok(Attempt::Raced);
+        }
+        Ok(Attempt::Counted {
+            record: counted,
+            user,
+        })
     }
 
     async fn create_session(&self, new: &NewSession<'_>) -> StoreResult<Option<Vec<Revocation>>> {

@@ -16,8 +16,8 @@ use latchkey::{
         types::TokenHash,
     },
     store::{
-        self, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Store, StoreError, UserRecord,
-        UserRevocation,
+        self, Attempt, KeyRecord, NewSession, Purge, Rotation, SessionRecord, Store, StoreError,
+        UserRecord, UserRevocation,
     },
 };
 
@@ -448,6 +448,80 @@ async fn throttle_records_swap_only_from_what_was_read(store: Arc<dyn Store>) {
     assert_eq!(store.throttle("nobody").await.unwrap(), Some(next));
     store.clear_throttle("nobody").await.unwrap();
     assert_eq!(store.throttle("nobody").await.unwrap(), None);
+}
+
+/// A login's first step: the attempt counted against the name, with the user of that name read
+/// alongside (none for an unknown name, which is counted all the same); once the count locks the
+/// name, the next attempt is refused and counts nothing.
+async fn attempts_are_counted_with_their_user_until_the_name_locks(store: Arc<dyn Store>) {
+    let policy = throttle::Policy {
+        max_failures: 2,
+        ..throttle::Policy::default()
+    };
+    let alice = user("u1", "alice");
+    store
+        .create_user(&alice, &event("u1", EventKind::UserCreated))
+        .await
+        .unwrap();
+    let first = throttle::count(None, T0, &policy).unwrap();
+    assert_eq!(
+        store.count_attempt("alice", T0, &policy).await.unwrap(),
+        Attempt::Counted {
+            record: first,
+            user: Some(alice.clone()),
+        }
+    );
+    assert_eq!(store.throttle("alice").await.unwrap(), Some(first));
+    let locking = throttle::count(Some(&first), T0 + 1, &policy).unwrap();
+    assert!(locking.locked_until > T0 + 1, "the second failure locks");
+    assert_eq!(
+        store.count_attempt("alice", T0 + 1, &policy).await.unwrap(),
+        Attempt::Counted {
+            record: locking,
+            user: Some(alice),
+        }
+    );
+    assert_eq!(
+        store.count_attempt("alice", T0 + 2, &policy).await.unwrap(),
+        Attempt::Locked(locking.locked_until)
+    );
+    assert_eq!(
+        store.throttle("alice").await.unwrap(),
+        Some(locking),
+        "a refused attempt counts nothing"
+    );
+    assert_eq!(
+        store.count_attempt("nobody", T0, &policy).await.unwrap(),
+        Attempt::Counted {
+            record: first,
+            user: None,
+        }
+    );
+    assert_eq!(store.throttle("nobody").await.unwrap(), Some(first));
+}
+
+/// Attempts on one name at once are each counted once: on PostgreSQL one that lost the swap to
+/// another is `Raced`, counted nothing, and counts again (as Login does).
+async fn attempts_at_once_on_one_name_are_each_counted_once(store: Arc<dyn Store>) {
+    let policy = throttle::Policy::default();
+    let attempts = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        async move {
+            loop {
+                match store.count_attempt("alice", T0, &policy).await.unwrap() {
+                    Attempt::Raced => continue,
+                    Attempt::Counted { record, user } => return (record.failures, user),
+                    Attempt::Locked(until) => panic!("locked until {until}"),
+                }
+            }
+        }
+    });
+    let mut counted: Vec<_> = join_all(attempts).await;
+    counted.sort_by_key(|(failures, _)| *failures);
+    let expected: Vec<_> = (1..=8).map(|n| (n, None)).collect();
+    assert_eq!(counted, expected, "each saw its own count");
+    let record = store.throttle("alice").await.unwrap().unwrap();
+    assert_eq!(record.failures, 8);
 }
 
 async fn a_session_clears_its_logins_throttle_record_and_a_refused_one_writes_nothing(
@@ -994,6 +1068,8 @@ conformance!(
     the_feed_reads_in_order_by_pages,
     live_sessions_leave_out_revoked_and_expired_ones,
     throttle_records_swap_only_from_what_was_read,
+    attempts_are_counted_with_their_user_until_the_name_locks,
+    attempts_at_once_on_one_name_are_each_counted_once,
     a_session_clears_its_logins_throttle_record_and_a_refused_one_writes_nothing,
     keys_come_back_oldest_first,
     housekeeping_deletes_only_dead_rows,
@@ -1098,7 +1174,12 @@ enum Param {
 fn params(query: &str) -> Vec<Param> {
     use Param::*;
     match query {
-        "user_by_name" | "user_by_id" | "enable_user" | "throttle" | "clear_throttle" => vec![Text],
+        "user_by_name"
+        | "user_by_id"
+        | "enable_user"
+        | "throttle"
+        | "clear_throttle"
+        | "postgres_throttle_and_user" => vec![Text],
         "lock_user_as_checked" => vec![Text, Text, Text],
         "change_user" => vec![Int, Text, Bool, Text],
         "swap_throttle" => vec![Int, Int, Int, Int, Text, Int, Int, Int, Int],
@@ -1209,8 +1290,9 @@ async fn every_hot_query_is_an_index_lookup_on_postgres() {
         store::queries::POSTGRES_OPEN_SESSION.as_str(),
     );
     let lookups = store::queries::LOOKUPS.iter().copied();
+    let postgres_only = store::queries::POSTGRES_LOOKUPS.iter().copied();
     let mut plans = Vec::new();
-    for (name, sql) in lookups.chain([open_session]) {
+    for (name, sql) in lookups.chain(postgres_only).chain([open_session]) {
         let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
         let rows = bind_all!(explain, params(name))
             .fetch_all(&mut conn)
