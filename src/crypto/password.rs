@@ -71,12 +71,11 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    /// Hashes running now: one permit per worker.
-    running: Arc<Semaphore>,
     /// Hashes running or waiting; past this, `Overloaded`.
     admitted: Arc<Semaphore>,
-    /// To the workers. Only a holder of a `running` permit sends, and a worker frees that permit
-    /// before it takes its next job, so the channel (one place per worker) is never full.
+    /// To the workers, in the order admitted. Only a holder of an `admitted` permit sends, once,
+    /// and the permit goes with the job, so the channel (one place per permit) is never full. A
+    /// worker takes its next job as soon as it has finished one, without waiting to be woken.
     jobs: mpsc::Sender<Job>,
     /// Verified against when the user is unknown, so that both paths cost the same.
     dummy: Arc<str>,
@@ -111,7 +110,7 @@ impl Hasher {
             Memory::new(blocks).phc(&params, b"latchkey dummy password", &generate_salt())?;
         // `$argon2id$v=19$m=…,t=…,p=…$`: the fields before the salt.
         let prefix_len = dummy.match_indices('$').nth(3).map_or(0, |(i, _)| i + 1);
-        let (jobs, queue) = mpsc::channel(concurrency);
+        let (jobs, queue) = mpsc::channel(concurrency * 8);
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..concurrency {
             let queue = queue.clone();
@@ -125,7 +124,6 @@ impl Hasher {
         }
         Ok(Self {
             params,
-            running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency * 8)),
             jobs,
             current: Arc::from(&dummy[..prefix_len]),
@@ -229,22 +227,19 @@ impl Admission {
         self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let running = self
-            .hasher
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(internal)?;
         let span = Span::current();
-        let permits = (self.permit, running);
+        let permit = self.permit;
         let (answer, answered) = oneshot::channel();
-        // The permits travel with the work: a caller that gives up (a cancelled call) frees its
-        // slot only when the hash it started has finished, so the bound holds whatever clients do.
-        // Nothing awaits between taking the permit and handing the job over.
+        // The permit travels with the work: a caller that gives up (a cancelled call) frees its
+        // slot only when the hash it started has finished, or when a worker reaches its job and
+        // finds no one waiting for it (then it hashes nothing), so the bound holds whatever
+        // clients do.
         let job: Job = Box::new(move |memory| {
+            if answer.is_closed() {
+                return;
+            }
             let value = span.in_scope(|| work(memory));
-            drop(permits);
+            drop(permit);
             let _ = answer.send(value);
         });
         self.hasher
