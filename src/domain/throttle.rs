@@ -61,7 +61,7 @@ pub fn fail(record: &Record, now: UnixMs, policy: &Policy) -> Record {
             next.lockouts = 0;
         }
     }
-    next.failures += 1;
+    next.failures = next.failures.saturating_add(1);
     if next.failures >= policy.max_failures {
         let doublings = next.lockouts.min(20);
         let lock = policy
@@ -69,7 +69,7 @@ pub fn fail(record: &Record, now: UnixMs, policy: &Policy) -> Record {
             .saturating_mul(1 << doublings)
             .min(policy.max_lock);
         next.locked_until = now + lock;
-        next.lockouts += 1;
+        next.lockouts = next.lockouts.saturating_add(1);
         next.failures = 0;
         next.window_started_at = now;
     }
@@ -87,6 +87,21 @@ mod tests {
             r = fail(&r, now, &Policy::default());
         }
         r
+    }
+
+    /// Counts at their ceiling (a stored record edited by hand) stay there: still a failure past
+    /// the limit, which locks, never an overflow back to zero.
+    #[test]
+    fn counts_at_their_ceiling_lock_rather_than_wrap() {
+        let full = Record {
+            failures: u32::MAX,
+            window_started_at: T0,
+            locked_until: 0,
+            lockouts: u32::MAX,
+        };
+        let next = fail(&full, T0 + 1, &Policy::default());
+        assert_eq!(next.locked_until, T0 + 1 + Policy::default().max_lock);
+        assert_eq!(next.lockouts, u32::MAX);
     }
 
     #[test]

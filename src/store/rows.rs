@@ -89,7 +89,7 @@ impl From<ThrottleRow> for throttle::Record {
     }
 }
 
-/// `THROTTLE_AND_USER`'s row: a throttle record's columns and a user's, each all NULL when there
+/// `POSTGRES_THROTTLE_AND_USER`'s row: a throttle record's columns and a user's, each all NULL when there
 /// is none (every one of them is `NOT NULL` in its table).
 #[derive(sqlx_macros::FromRow)]
 pub(super) struct ThrottleAndUserRow {
