@@ -253,4 +253,6 @@ impl Admission {
 }
 
 #[cfg(test)]
+mod queue_tests;
+#[cfg(test)]
 mod tests;
