@@ -42,23 +42,35 @@ async fn worker_has_taken_every_job(h: &Hasher, taken: usize) {
     .expect("the worker takes the job");
 }
 
+/// The caller of a job that is running gives up: the job's slot stays taken until the job ends,
+/// then is free again. The job stands in for a hash, so that the test knows when it has started
+/// and decides when it ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_check_keeps_its_slot_until_its_hash_is_done() {
-    let h = slow();
-    let task = tokio::spawn({
-        let h = h.clone();
-        async move { h.verify(pw("x"), None).await }
-    });
-    worker_has_taken_every_job(&h, 1).await;
-    // The worker looks for its caller as it takes the job, microseconds before it starts hashing.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let h = cheap();
+    let slots = h.jobs.max_capacity();
+    let (started, has_started) = tokio::sync::oneshot::channel();
+    let (end, ends) = std::sync::mpsc::channel::<()>();
+    let task = tokio::spawn(h.admit().unwrap().run(move |_| {
+        let _ = started.send(());
+        let _ = ends.recv();
+    }));
+    has_started.await.expect("the worker runs the job");
     task.abort();
     let _ = task.await;
     assert_eq!(
         h.admitted.available_permits(),
-        h.jobs.max_capacity() - 1,
-        "the hash still runs, so its slot stays taken"
+        slots - 1,
+        "the job still runs, so its slot stays taken"
     );
+    end.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while h.admitted.available_permits() != slots {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the slot is free once the job has ended");
 }
 
 /// Checks whose callers gave up while they waited in the queue are not hashed: once the hash
