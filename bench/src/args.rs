@@ -68,7 +68,8 @@ pub struct Args {
     pub key: Option<PathBuf>,
 
     /// Linux: the server's process id, to report its CPU time (all threads, user and system) over
-    /// the measured window, per call.
+    /// the measured window, per call; the same by thread name, with how often those threads were
+    /// switched out; and this generator's own CPU time.
     #[arg(long)]
     pub server_pid: Option<u32>,
 

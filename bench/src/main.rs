@@ -8,7 +8,8 @@
 //! - [`remote`]: connecting, logging in before the clock starts, and the tasks' loop;
 //! - [`calls`]: what one call of each op is, and each task's state (its own refresh chain);
 //! - [`local`]: the raw argon2id and EdDSA rates of this machine, as baselines;
-//! - [`server_cpu`]: the server's CPU time per call (`--server-pid`);
+//! - [`server_cpu`]: the server's CPU time per call, by thread name too, and the generator's own
+//!   (`--server-pid`);
 //! - [`tally`]: latencies and failures, and the figures made of them.
 #![forbid(unsafe_code)]
 

@@ -76,7 +76,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
         .map(|pid| tokio::spawn(server_cpu::over(window, pid)));
     let mut summary = drive(callers, window).await;
     if let Some(watch) = server_cpu {
-        summary.server_cpu_s = Some(watch.await??);
+        summary.cpu = Some(watch.await??);
     }
     Ok(summary)
 }

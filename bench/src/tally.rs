@@ -9,6 +9,8 @@ use std::{
 
 use serde_json::json;
 
+use crate::server_cpu::Usage;
+
 /// When measuring starts (the warm-up before it is not counted) and when calls stop being made.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
@@ -74,7 +76,7 @@ impl Tally {
             p99_ms: rank(0.99),
             max_ms: self.latencies.last().copied().map_or(0.0, ms),
             errors: self.errors,
-            server_cpu_s: None,
+            cpu: None,
         }
     }
 }
@@ -88,8 +90,9 @@ pub struct Summary {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub errors: BTreeMap<String, u64>,
-    /// The server's CPU seconds over the measured window, when asked for (`--server-pid`).
-    pub server_cpu_s: Option<f64>,
+    /// The server's CPU time over the measured window, and the generator's, when asked for
+    /// (`--server-pid`).
+    pub cpu: Option<Usage>,
 }
 
 impl Summary {
@@ -103,10 +106,42 @@ impl Summary {
 
     /// The server's CPU time per call made in the window, in milliseconds.
     pub fn server_cpu_ms_per_op(&self) -> Option<f64> {
+        self.cpu
+            .as_ref()
+            .and_then(|cpu| self.per_call(cpu.server_s * 1e3))
+    }
+
+    /// `total` spread over the calls made in the window, if any were.
+    fn per_call(&self, total: f64) -> Option<f64> {
         let calls = self.ops + self.error_count();
-        self.server_cpu_s
-            .filter(|_| calls > 0)
-            .map(|cpu| cpu * 1e3 / calls as f64)
+        (calls > 0).then(|| total / calls as f64)
+    }
+
+    /// The server's threads by name, per call made in the window.
+    fn threads_per_call(&self) -> Vec<ThreadsPerCall<'_>> {
+        let Some(cpu) = &self.cpu else {
+            return Vec::new();
+        };
+        cpu.threads
+            .iter()
+            .filter_map(|(name, t)| {
+                Some(ThreadsPerCall {
+                    name,
+                    threads: t.count,
+                    cpu_ms: self.per_call(t.cpu_s * 1e3)?,
+                    system_ms: self.per_call(t.system_s * 1e3)?,
+                    asleep: self.per_call(t.voluntary as f64)?,
+                    preempted: self.per_call(t.involuntary as f64)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The generator's own CPU time per call made in the window, in milliseconds.
+    fn client_cpu_ms_per_op(&self) -> Option<f64> {
+        self.cpu
+            .as_ref()
+            .and_then(|cpu| self.per_call(cpu.client_s * 1e3))
     }
 
     pub fn error_count(&self) -> u64 {
@@ -128,14 +163,25 @@ impl Summary {
         let cpu = self
             .server_cpu_ms_per_op()
             .map_or_else(String::new, |ms| format!("  server CPU {ms:.3} ms/call"));
-        format!(
+        let mut text = format!(
             "{label}  {:.1} s  {:.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {errors}{cpu}",
             self.seconds,
             self.ops_per_sec(),
             self.p50_ms,
             self.p99_ms,
             self.max_ms,
-        )
+        );
+        for t in self.threads_per_call() {
+            text.push_str(&format!(
+                "\n  server threads {:<16} ×{:<2} {:.3} ms/call (kernel {:.3})  \
+                 switched out {:.2} asleep, {:.2} preempted per call",
+                t.name, t.threads, t.cpu_ms, t.system_ms, t.asleep, t.preempted,
+            ));
+        }
+        if let Some(ms) = self.client_cpu_ms_per_op() {
+            text.push_str(&format!("\n  this generator {ms:.3} ms/call"));
+        }
+        text
     }
 
     /// The same as a JSON object, with the settings of the run in `run`.
@@ -152,6 +198,25 @@ impl Summary {
         });
         if let (Some(cpu), Some(object)) = (self.server_cpu_ms_per_op(), object.as_object_mut()) {
             object.insert("server_cpu_ms_per_op".into(), json!(cpu));
+            let threads: serde_json::Map<_, _> = self
+                .threads_per_call()
+                .into_iter()
+                .map(|t| {
+                    let figures = json!({
+                        "threads": t.threads,
+                        "cpu_ms_per_op": t.cpu_ms,
+                        "system_ms_per_op": t.system_ms,
+                        "voluntary_switches_per_op": t.asleep,
+                        "involuntary_switches_per_op": t.preempted,
+                    });
+                    (t.name.to_owned(), figures)
+                })
+                .collect();
+            object.insert("server_threads".into(), threads.into());
+            object.insert(
+                "client_cpu_ms_per_op".into(),
+                json!(self.client_cpu_ms_per_op()),
+            );
         }
         if let (Some(object), serde_json::Value::Object(run)) = (object.as_object_mut(), run) {
             object.extend(run);
@@ -160,52 +225,17 @@ impl Summary {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tally_of(latencies_ms: &[u64]) -> Tally {
-        Tally {
-            latencies: latencies_ms.iter().map(|ms| ms * 1_000_000).collect(),
-            errors: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank_over_every_call() {
-        let summary =
-            tally_of(&(1..=100).rev().collect::<Vec<_>>()).summary(Duration::from_secs(2));
-        assert_eq!(summary.ops, 100);
-        assert_eq!(summary.ops_per_sec(), 50.0);
-        assert_eq!(summary.p50_ms, 50.0);
-        assert_eq!(summary.p99_ms, 99.0);
-        assert_eq!(summary.max_ms, 100.0);
-    }
-
-    #[test]
-    fn an_empty_run_reports_zeros_not_a_panic() {
-        let summary = Tally::default().summary(Duration::ZERO);
-        assert_eq!(
-            (summary.ops, summary.ops_per_sec(), summary.p99_ms),
-            (0, 0.0, 0.0)
-        );
-    }
-
-    #[test]
-    fn calls_started_in_the_warm_up_are_not_counted_and_errors_are_by_kind() {
-        let window = Window::starting_now(Duration::from_secs(60), Duration::from_secs(1));
-        let mut tally = Tally::default();
-        tally.record(&window, Instant::now(), Ok(()));
-        tally.record(&window, Instant::now(), Err("UNAVAILABLE".into()));
-        let after = window.measure_from;
-        tally.record(&window, after, Err("UNAVAILABLE".into()));
-        tally.record(&window, after, Err("INACTIVE".into()));
-        let summary = tally.summary(Duration::from_secs(1));
-        assert_eq!(summary.ops, 0);
-        assert_eq!(summary.error_count(), 2);
-        assert_eq!(summary.errors["UNAVAILABLE"], 1);
-        let json = summary.json(json!({"op": "introspect"}));
-        assert_eq!(json["op"], "introspect");
-        assert_eq!(json["errors_by_kind"]["INACTIVE"], 1);
-    }
+/// The server's threads of one name, per call made in the window.
+struct ThreadsPerCall<'a> {
+    name: &'a str,
+    threads: usize,
+    /// CPU time in milliseconds, and its kernel part.
+    cpu_ms: f64,
+    system_ms: f64,
+    /// Times one of them went to sleep, and was preempted.
+    asleep: f64,
+    preempted: f64,
 }
+
+#[cfg(test)]
+mod tests;
