@@ -73,7 +73,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
     let window = Window::starting_now(args.warmup, args.duration);
     let server_cpu = args
         .server_pid
-        .map(|pid| tokio::spawn(server_cpu::over(window, pid)));
+        .map(|pid| tokio::spawn(server_cpu::over(window.measure_from, window.until, pid)));
     let mut summary = drive(callers, window).await;
     if let Some(watch) = server_cpu {
         summary.cpu = Some(watch.await??);

@@ -14,8 +14,6 @@ use std::collections::BTreeMap;
 use anyhow::{Context, anyhow};
 use tokio::time::{Instant, sleep_until};
 
-use crate::tally::Window;
-
 /// `/proc` counts CPU time in USER_HZ ticks: 100 a second on every Linux architecture.
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -44,16 +42,20 @@ pub struct Threads {
     pub involuntary: u64,
 }
 
-/// The CPU time of the server (`pid`) and of this process between the opening and the closing of
-/// `window`.
-pub async fn over(window: Window, pid: u32) -> anyhow::Result<Usage> {
-    sleep_until(Instant::from_std(window.measure_from)).await;
+/// The CPU time of the server (`pid`) and of this process between the opening of the measured
+/// window (`from`) and its closing (`until`).
+pub async fn over(
+    from: std::time::Instant,
+    until: std::time::Instant,
+    pid: u32,
+) -> anyhow::Result<Usage> {
+    sleep_until(Instant::from_std(from)).await;
     let opened = (
         cpu_seconds(&pid.to_string())?,
         threads(pid),
         cpu_seconds("self")?,
     );
-    sleep_until(Instant::from_std(window.until)).await;
+    sleep_until(Instant::from_std(until)).await;
     let (server, client) = (cpu_seconds(&pid.to_string())?, cpu_seconds("self")?);
     Ok(Usage {
         server_s: server - opened.0,
