@@ -148,7 +148,9 @@ impl Summary {
         self.errors.values().sum()
     }
 
-    /// One line: `introspect  conc 64  conns 1  10.0 s  12345 ops/s  p50 …`.
+    /// One line: `introspect  conc 64  conns 1  10.0 s  12345 ops/s  p50 …`; with the CPU time of
+    /// the window (`--server-pid`), a line after it for each name of the server's threads and one
+    /// for the generator.
     pub fn text(&self, label: &str) -> String {
         let errors = if self.errors.is_empty() {
             "0".to_owned()
