@@ -25,7 +25,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior, config::DbConfig};
 use sqlx::Sqlite;
 
 use super::{
@@ -69,7 +69,10 @@ pub(super) struct SqliteLoginWrites {
 
 impl SqliteLoginWrites {
     /// Opens `file` (already created and migrated) as the writer's connection is opened: full
-    /// durability, foreign keys, the same `busy_timeout`, and no checkpoints of its own.
+    /// durability, foreign keys, the same `busy_timeout`, and no checkpoints of its own. Its query
+    /// plans are made once, when a statement is first prepared, whatever is later bound to it
+    /// (SQLite's query planner stability guarantee): otherwise SQLite prepares again, on every
+    /// execution, a statement that binds its `LIMIT` or `OFFSET` (`EVICT_SESSIONS`, each login).
     pub(super) fn open(
         file: &Path,
         writer: Connections<Sqlite>,
@@ -81,7 +84,8 @@ impl SqliteLoginWrites {
         )
         .map_err(|e| StoreError::open("opening the login writes' connection", e))?;
         conn.busy_timeout(busy_timeout)
-            .and_then(|()| {
+            .and_then(|()| conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true))
+            .and_then(|_| {
                 conn.execute_batch(
                     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                      PRAGMA wal_autocheckpoint = 0;",
@@ -209,126 +213,4 @@ fn columns(r: &throttle::Record) -> [i64; 4] {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use std::error::Error;
-
-    use rusqlite::Connection;
-
-    use super::{LoginWrites, SqliteLoginWrites};
-    use crate::{
-        domain::throttle,
-        store::{Attempt, Mode, Store, StoreError, sql::SqlStore, sqlite},
-    };
-
-    async fn store() -> (tempfile::TempDir, SqlStore<sqlx::Sqlite>) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
-        let store = sqlite::connect(&url, Mode::Create).await.unwrap();
-        (dir, store)
-    }
-
-    const BUSY: Duration = Duration::from_secs(5);
-
-    const COUNTED: throttle::Record = throttle::Record {
-        failures: 1,
-        window_started_at: 1_000,
-        locked_until: 0,
-        lockouts: 0,
-    };
-
-    /// A login's write takes the writer's turn: while another write of the process holds it, the
-    /// attempt waits, and is counted once the turn is free. On tokio's paused clock, which does not
-    /// move while a blocking task runs: a write made without the turn finishes first.
-    #[tokio::test]
-    async fn a_login_write_waits_for_the_writers_turn() {
-        let (_dir, store) = store().await;
-        let login = store.login.as_deref().unwrap();
-        let held = store.writer.acquire().await.unwrap();
-        let counting = login.swap_throttle("alice", None, &COUNTED);
-        tokio::pin!(counting);
-        tokio::time::pause();
-        let early = tokio::time::timeout(Duration::from_secs(1), &mut counting).await;
-        assert!(early.is_err(), "written while another write held the turn");
-        tokio::time::resume();
-        drop(held);
-        assert!(counting.await.unwrap());
-        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
-    }
-
-    /// A throttle record with counts this code could not have written (edited by hand) is never
-    /// taken as counted: the attempt is `Raced` (Login gives up on it as `OVERLOADED`), and the row
-    /// stays as it was.
-    #[tokio::test]
-    async fn an_attempt_on_a_record_out_of_range_is_not_taken_as_counted() {
-        let (dir, store) = store().await;
-        let file = dir.path().join("latchkey.db");
-        let edited = "INSERT INTO login_throttle \
-             (username, failures, window_started_at, locked_until, lockouts) \
-             VALUES ('alice', 1099511627776, 1000, 0, 0)";
-        Connection::open(&file)
-            .unwrap()
-            .execute(edited, [])
-            .unwrap();
-        let policy = throttle::Policy::default();
-        let attempt = store.count_attempt("alice", 2_000, &policy).await.unwrap();
-        assert_eq!(attempt, Attempt::Raced);
-        let failures: i64 = Connection::open(&file)
-            .unwrap()
-            .query_row("SELECT failures FROM login_throttle", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(failures, 1_099_511_627_776);
-    }
-
-    /// A transaction left open on the connection (a rollback that failed) is ended before the next
-    /// write, which then commits as usual.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_transaction_left_open_is_ended_before_the_next_write() {
-        let (dir, store) = store().await;
-        let file = dir.path().join("latchkey.db");
-        let writes = SqliteLoginWrites::open(&file, store.writer.clone(), BUSY).unwrap();
-        writes.conn.lock().unwrap().execute_batch("BEGIN").unwrap();
-        assert!(writes.swap_throttle("alice", None, &COUNTED).await.unwrap());
-        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
-    }
-
-    /// The login's writes open the database again by its file: an in-memory one is refused at
-    /// start, with a message that says what to use instead.
-    #[tokio::test]
-    async fn an_in_memory_database_is_refused_with_a_clear_error() {
-        let Err(refused) = sqlite::connect("sqlite::memory:", Mode::Create).await else {
-            panic!("an in-memory database was opened");
-        };
-        let shown = format!("{refused}: {}", refused.source().unwrap());
-        assert!(
-            shown.contains("in-memory") && shown.contains("sqlite://"),
-            "{shown}"
-        );
-    }
-
-    /// Another process holding SQLite's write lock past the busy timeout makes a login's write
-    /// fail as unavailable (a retry may succeed), having written nothing; once the lock is gone the
-    /// same write goes in. SQLite's busy handler keeps real time: a short timeout keeps the test
-    /// short.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_lock_held_elsewhere_past_the_timeout_is_unavailable() {
-        let (dir, store) = store().await;
-        let file = dir.path().join("latchkey.db");
-        let timeout = Duration::from_millis(300);
-        let login = SqliteLoginWrites::open(&file, store.writer.clone(), timeout).unwrap();
-        let other = Connection::open(&file).unwrap();
-        other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let started = Instant::now();
-        let refused = login.swap_throttle("alice", None, &COUNTED).await;
-        assert!(
-            matches!(refused, Err(StoreError::Unavailable(_))),
-            "{refused:?}"
-        );
-        assert!(started.elapsed() >= timeout, "gave up early");
-        other.execute_batch("COMMIT").unwrap();
-        assert_eq!(store.throttle("alice").await.unwrap(), None);
-        assert!(login.swap_throttle("alice", None, &COUNTED).await.unwrap());
-        assert_eq!(store.throttle("alice").await.unwrap(), Some(COUNTED));
-    }
-}
+mod tests;
