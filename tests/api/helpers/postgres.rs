@@ -1,26 +1,38 @@
 //! PostgreSQL for the tests: a fresh database per test on the server at
-//! `LATCHKEY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), and
+//! `LATCHKEY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped
+//! by a later test process once its own has ended, and
 //! throwaway clusters of a test's own (with the server binaries in `LATCHKEY_PG_BIN`) for tests that
 //! stop and start the store. A missing server fails the test loudly, never skips it.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use tempfile::TempDir;
+use tokio::sync::OnceCell;
 
 /// The PostgreSQL server tests create their databases on.
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("LATCHKEY_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A new, empty PostgreSQL database; its URL.
+/// A new, empty PostgreSQL database; its URL. Its name says which machine and which process made
+/// it, so that the first call in each process drops the databases that processes of this machine
+/// now gone left behind: a test may stop and start servers on its database until it ends, so each
+/// lives until the next run (or next test process) sweeps it, however its test ended.
 pub async fn fresh_postgres_database() -> String {
     use sqlx::Connection;
+    static SWEPT: OnceCell<()> = OnceCell::const_new();
     let admin = admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
         panic!("PostgreSQL is needed at {admin} (set LATCHKEY_TEST_POSTGRES_URL, or run .ci/run): {e}")
     });
-    let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
+    let machine = this_machines_databases();
+    SWEPT.get_or_init(|| sweep(&mut conn, &machine)).await;
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("{machine}{}_{}", std::process::id(), &uuid[..16]);
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -29,6 +41,48 @@ pub async fn fresh_postgres_database() -> String {
         .rsplit_once('/')
         .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
+}
+
+/// What the names of the test databases made on this machine start with.
+pub fn this_machines_databases() -> String {
+    format!("latchkey_test_{:016x}_", fnv1a(&hostname()))
+}
+
+/// Drops the databases named `{machine}{pid}_…` whose process is gone (no `/proc/{pid}`). One that
+/// cannot be dropped is reported, not panicked on: it is not the calling test's failure.
+pub async fn sweep(conn: &mut sqlx::PgConnection, machine: &str) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(machine)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("list test databases");
+    for name in names {
+        let pid = name[machine.len()..].split('_').next().unwrap_or_default();
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await
+        {
+            eprintln!("test database {name}, left by a run that ended, was not dropped: {e}");
+        }
+    }
+}
+
+/// This machine's name (a container's own), as the kernel has it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| String::new(), |h| h.trim().to_owned())
+}
+
+/// FNV-1a, 64 bits: a name's fingerprint that stays the same from one build to the next.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether in-process servers run on PostgreSQL this time (`LATCHKEY_TEST_BACKEND=postgres`).
